@@ -1,0 +1,5 @@
+"""Protocol-faithful local exchange simulator (test infrastructure, runnable standalone)."""
+
+from .server import Faults, Simulator
+
+__all__ = ["Faults", "Simulator"]

@@ -1,0 +1,161 @@
+"""The local exchange simulator: one aiohttp server, every exchange under its own path.
+
+    ws://127.0.0.1:<port>/bybit/v5/public/spot        (Bybit's /v5/public/spot)
+    http://127.0.0.1:<port>/bybit/v5/market/...       (Bybit's REST)
+    POST /_sim/fault  {"exchange": "bybit", ...}      (misbehave on demand)
+    GET  /_sim/stats                                  (connections, frames sent)
+
+Runs in a background thread for tests (`Simulator().start()`) or standalone
+(`python -m tests.sim --port 0 --port-file sim.port`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Faults:
+    """Switches a test flips; each exchange handler consults them."""
+
+    silent: bool = False                 # stop sending anything (even pongs); TCP stays open
+    refuse_connections: bool = False     # answer WebSocket upgrades with HTTP 503
+    reject_symbols: set[str] = field(default_factory=set)  # subscribe requests naming these fail
+    gap_next: int = 0                    # skip an order-book update id on the next N deltas
+    garbage: list[str] = field(default_factory=list)  # frames to send once to every connection
+    rest_errors: list[int | str] = field(default_factory=list)  # next REST answers: 429, 500, "garbage", "timeout"
+    future_ts_ms: int = 0                # shift event timestamps (clock skew tests)
+
+
+class ExchangeSim:
+    """Base for one exchange's protocol; subclasses register their routes."""
+
+    name = ""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.faults = Faults()
+        self.connections: set[web.WebSocketResponse] = set()
+        self.frames_sent = 0
+        self.connects = 0
+        self.rest_requests = 0
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        return {"connections": len(self.connections), "connects": self.connects,
+                "frames_sent": self.frames_sent, "rest_requests": self.rest_requests}
+
+    async def drop_all(self) -> None:
+        for ws in list(self.connections):
+            await ws.close(code=1001, message=b"simulator drop")
+
+    async def rest_fault(self) -> web.Response | None:
+        """Serve the next queued REST fault, if any."""
+        self.rest_requests += 1
+        if not self.faults.rest_errors:
+            return None
+        fault = self.faults.rest_errors.pop(0)
+        if fault == 429:
+            return web.json_response({"error": "rate limited"}, status=429, headers={"Retry-After": "1"})
+        if fault == "garbage":
+            return web.Response(text="<html>not json", content_type="application/json")
+        if fault == "timeout":
+            await asyncio.sleep(30)
+        return web.json_response({"error": "internal"}, status=int(fault) if isinstance(fault, int) else 500)
+
+
+class Simulator:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, rate_hz: float = 5.0, seed: int = 0) -> None:
+        from .bybit import BybitSim  # local import: exchange modules import this one
+
+        self.host = host
+        self.port = port
+        self.rate_hz = rate_hz
+        self.seed = seed
+        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self)}
+        self.app = web.Application()
+        for ex in self.exchanges.values():
+            self.app.add_routes(ex.routes())
+        self.app.add_routes([web.post("/_sim/fault", self._fault), web.get("/_sim/stats", self._stats)])
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+
+    # -- URLs ---------------------------------------------------------------------
+
+    def http_url(self, exchange: str) -> str:
+        return f"http://{self.host}:{self.port}/{exchange}"
+
+    def ws_url(self, exchange: str, path: str) -> str:
+        return f"ws://{self.host}:{self.port}/{exchange}/{path.lstrip('/')}"
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        self._runner = web.AppRunner(self.app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.loop = asyncio.get_running_loop()
+        self._started.set()
+
+    def start(self) -> Simulator:
+        """Serve from a background thread; returns once the port is bound."""
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self.serve())
+            loop.run_forever()
+        self._thread = threading.Thread(target=run, name="simulator", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("simulator did not start")
+        return self
+
+    def stop(self) -> None:
+        if self.loop is None:
+            return
+        async def shutdown() -> None:
+            for ex in self.exchanges.values():
+                await ex.drop_all()
+            if self._runner is not None:
+                await self._runner.cleanup()
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    def call(self, coro_fn, *args: Any) -> Any:
+        """Run a coroutine function on the simulator's loop from another thread."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro_fn(*args), self.loop).result(10)
+
+    def drop(self, exchange: str) -> None:
+        self.call(self.exchanges[exchange].drop_all)
+
+    # -- control API ----------------------------------------------------------------
+
+    async def _fault(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        ex = self.exchanges.get(body.pop("exchange", ""))
+        if ex is None:
+            return web.json_response({"error": "unknown exchange", "allowed": sorted(self.exchanges)}, status=404)
+        if body.pop("drop", False):
+            await ex.drop_all()
+        if "rate_hz" in body:
+            self.rate_hz = float(body.pop("rate_hz"))
+        for key, value in body.items():
+            if not hasattr(ex.faults, key):
+                return web.json_response({"error": f"unknown fault {key}"}, status=400)
+            setattr(ex.faults, key, set(value) if key == "reject_symbols" else value)
+        return web.json_response({"ok": True})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({name: ex.stats() for name, ex in self.exchanges.items()} | {"port": self.port})

@@ -1,0 +1,1 @@
+"""Shared worker runtime: config, WebSocket/REST loops, Redis sink, status."""

@@ -1,0 +1,252 @@
+"""Load and validate exchanges.yaml into typed settings.
+
+Every error names the offending key path, the value found and what is
+allowed, so a typo is fixed from the message alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_PATH = ROOT / "exchanges.yaml"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Every feed is one supervisord program and one module workers/<service_id>.py.
+KNOWN_FEEDS: dict[str, str] = {
+    "bybit_spot": "bybit",
+    "bybit_futures_orderbook": "bybit",
+    "bybit_options": "bybit",
+    "bybit_spot_testnet_spot": "bybit",
+    "coindcx_spot": "coindcx",
+    "coindcx_futures_rest": "coindcx",
+    "delta_spot": "delta",
+    "delta_futures_ltp": "delta",
+    "delta_options": "delta",
+    "hyperliquid_spot": "hyperliquid",
+    "hyperliquid_perpetual": "hyperliquid",
+}
+KNOWN_EXCHANGES = sorted(set(KNOWN_FEEDS.values()))
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message says where and what is allowed."""
+
+    def __init__(self, path: str, problem: str, allowed: str = "") -> None:
+        msg = f"exchanges.yaml: {path}: {problem}"
+        if allowed:
+            msg += f" (allowed: {allowed})"
+        super().__init__(msg)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    service_id: str
+    exchange: str
+    enabled: bool
+    redis_prefix: str
+    symbols: tuple[str, ...]
+    endpoints: Mapping[str, str]
+    endpoint: str
+    ping_interval: float
+    silence_timeout: float
+    stale_after: float
+    poll_interval: float
+    depth: int
+    book_top: bool
+    selection: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """The URL of this service's main endpoint."""
+        return self.endpoints[self.endpoint]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    redis_url: str
+    publish: bool
+    history_len: int
+    services: Mapping[str, ServiceConfig]
+
+    def service(self, service_id: str) -> ServiceConfig:
+        try:
+            return self.services[service_id]
+        except KeyError:
+            raise ConfigError(
+                "exchanges", f"no service {service_id!r} is configured",
+                ", ".join(sorted(self.services)) or "none configured",
+            ) from None
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _bool(path: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(path, f"expected true or false, got {_describe(value)}", "true, false")
+
+
+def _positive_number(path: str, value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ConfigError(path, f"expected a number > 0, got {_describe(value)}", "a positive number of seconds")
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
+    def check(path: str, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+            return value
+        raise ConfigError(path, f"expected an integer in {lo}..{hi}, got {_describe(value)}", f"{lo}..{hi}")
+    return check
+
+
+def _name(path: str, value: Any) -> str:
+    if isinstance(value, str) and value and all(c.isalnum() or c in "_-." for c in value):
+        return value
+    raise ConfigError(path, f"expected a non-empty name of letters, digits, '_', '-' or '.', got {_describe(value)}")
+
+
+def _symbols(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(path, f"expected a list of symbols, got {_describe(value)}", "e.g. [BTCUSDT, ETHUSDT]")
+    out = []
+    for i, sym in enumerate(value):
+        if not isinstance(sym, str) or not sym.strip() or any(c.isspace() for c in sym):
+            raise ConfigError(f"{path}[{i}]", f"expected a symbol string without spaces, got {_describe(sym)}")
+        out.append(sym)
+    if len(set(out)) != len(out):
+        dupes = sorted({s for s in out if out.count(s) > 1})
+        raise ConfigError(path, f"duplicate symbols {dupes}")
+    return tuple(out)
+
+
+def _url(path: str, value: Any) -> str:
+    if isinstance(value, str) and value.split("://", 1)[0] in ("ws", "wss", "http", "https"):
+        return value
+    raise ConfigError(path, f"expected a URL, got {_describe(value)}", "ws://, wss://, http://, https:// URLs")
+
+
+def _mapping(path: str, value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
+
+
+# key -> (validator, default). Defaults can also come from the top-level `defaults:`.
+SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
+    "enabled": (_bool, True),
+    "redis_prefix": (_name, None),
+    "symbols": (_symbols, ()),
+    "endpoint": (_name, None),
+    "ping_interval": (_positive_number, 20.0),
+    "silence_timeout": (_positive_number, 30.0),
+    "stale_after": (_positive_number, 60.0),
+    "poll_interval": (_positive_number, 2.0),
+    "depth": (_int_range(1, 1000), 50),
+    "book_top": (_bool, True),
+    "selection": (_mapping, {}),
+}
+DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval")
+
+
+def _check_keys(path: str, data: dict, allowed: list[str] | tuple[str, ...]) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{path}.{key}" if path else str(key), "unknown key", ", ".join(allowed))
+
+
+def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | None = None) -> Config:
+    """Validate the parsed YAML document and build typed settings."""
+    data = _mapping("(top level)", data if data is not None else {})
+    _check_keys("", data, ["redis", "defaults", "exchanges"])
+
+    redis_cfg = _mapping("redis", data.get("redis") or {})
+    _check_keys("redis", redis_cfg, ["url", "publish", "history_len"])
+    publish = _bool("redis.publish", redis_cfg.get("publish", True))
+    history_len = _int_range(0, 10_000)("redis.history_len", redis_cfg.get("history_len", 60))
+    url = redis_url or redis_cfg.get("url") or DEFAULT_REDIS_URL
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis.url", f"expected a Redis URL, got {_describe(url)}", "redis://host:port/db, unix:///path")
+
+    defaults = _mapping("defaults", data.get("defaults") or {})
+    _check_keys("defaults", defaults, list(DEFAULTABLE))
+    defaults = {k: SERVICE_KEYS[k][0](f"defaults.{k}", v) for k, v in defaults.items()}
+
+    exchanges = _mapping("exchanges", data.get("exchanges") or {})
+    services: dict[str, ServiceConfig] = {}
+    for ex_name, ex in exchanges.items():
+        ex_path = f"exchanges.{ex_name}"
+        if ex_name not in KNOWN_EXCHANGES:
+            raise ConfigError(ex_path, "unknown exchange", ", ".join(KNOWN_EXCHANGES))
+        ex = _mapping(ex_path, ex)
+        _check_keys(ex_path, ex, ["enabled", "endpoints", "services"])
+        ex_enabled = _bool(f"{ex_path}.enabled", ex.get("enabled", True))
+        endpoints_raw = _mapping(f"{ex_path}.endpoints", ex.get("endpoints") or {})
+        endpoints = {
+            _name(f"{ex_path}.endpoints", k): _url(f"{ex_path}.endpoints.{k}", v)
+            for k, v in endpoints_raw.items()
+        }
+        for sid, svc in _mapping(f"{ex_path}.services", ex.get("services") or {}).items():
+            svc_path = f"{ex_path}.services.{sid}"
+            if KNOWN_FEEDS.get(sid) != ex_name:
+                allowed = [s for s, e in KNOWN_FEEDS.items() if e == ex_name]
+                raise ConfigError(svc_path, f"unknown service for exchange {ex_name!r}", ", ".join(allowed))
+            if sid in services:
+                raise ConfigError(svc_path, "service configured twice")
+            svc = _mapping(svc_path, svc)
+            _check_keys(svc_path, svc, list(SERVICE_KEYS))
+            values: dict[str, Any] = {}
+            for key, (check, default) in SERVICE_KEYS.items():
+                if key in svc:
+                    values[key] = check(f"{svc_path}.{key}", svc[key])
+                else:
+                    values[key] = defaults.get(key, default)
+            if values["redis_prefix"] is None:
+                raise ConfigError(f"{svc_path}.redis_prefix", "missing", "a key prefix such as " + sid)
+            if values["endpoint"] is None:
+                raise ConfigError(f"{svc_path}.endpoint", "missing", ", ".join(endpoints) or "define exchanges.<name>.endpoints first")
+            if values["endpoint"] not in endpoints:
+                raise ConfigError(
+                    f"{svc_path}.endpoint", f"{values['endpoint']!r} is not one of {ex_path}.endpoints",
+                    ", ".join(endpoints) or "none defined",
+                )
+            services[sid] = ServiceConfig(
+                service_id=sid,
+                exchange=ex_name,
+                enabled=ex_enabled and values.pop("enabled"),
+                endpoints=endpoints,
+                **{k: v for k, v in values.items() if k != "enabled"},
+            )
+    prefixes = [s.redis_prefix for s in services.values()]
+    for s in services.values():
+        if prefixes.count(s.redis_prefix) > 1:
+            raise ConfigError(
+                f"exchanges.{s.exchange}.services.{s.service_id}.redis_prefix",
+                f"prefix {s.redis_prefix!r} is used by more than one service",
+            )
+    return Config(path=path, redis_url=url, publish=publish, history_len=history_len, services=services)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read the config file (LTP_CONFIG or ./exchanges.yaml); REDIS_URL overrides redis.url."""
+    cfg_path = Path(path or os.environ.get("LTP_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        text = cfg_path.read_text()
+    except OSError as exc:
+        raise ConfigError("(file)", f"cannot read {cfg_path}: {exc.strerror}", "set LTP_CONFIG to the file's path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("(file)", f"{cfg_path} is not valid YAML: {exc}") from None
+    return parse_config(data, cfg_path, redis_url=os.environ.get("REDIS_URL") or None)

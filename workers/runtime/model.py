@@ -1,0 +1,39 @@
+"""The values that flow from an exchange parser to the runtime."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Update(NamedTuple):
+    """The new state of one instrument: fields to merge into <prefix>:<symbol>."""
+
+    symbol: str
+    fields: dict[str, str]
+    event_ts_ms: int  # exchange event time, epoch milliseconds
+
+
+class Control(NamedTuple):
+    """A non-data frame the runtime should react to."""
+
+    kind: str  # one of the constants below
+    detail: str = ""
+    items: tuple[str, ...] = ()  # SUB_REJECTED: the refused topics or symbols
+    frames: tuple[str, ...] = ()  # frames to send back (a resubscribe, a resync)
+
+
+SUBSCRIBED = "subscribed"      # subscription acknowledged
+SUB_REJECTED = "sub_rejected"  # exchange refused a topic/symbol; detail says which
+PONG = "pong"                  # heartbeat answer
+IGNORED = "ignored"            # known frame with nothing to do
+SEND = "send"                  # only send Control.frames (resync of one topic)
+RECONNECT = "reconnect"        # state can't be trusted: drop the connection
+
+
+class ParseError(Exception):
+    """A frame that can't be used. `kind` groups errors for counting and log throttling."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail

@@ -1,0 +1,57 @@
+"""Counters one feed process keeps about itself, and throttled error logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+CONNECTING = "connecting"
+SUBSCRIBED = "subscribed"
+RECONNECTING = "reconnecting"
+STOPPED = "stopped"
+
+
+class FeedStats:
+    """Plain attributes written by the feed threads, read by the status reporter.
+
+    Single attribute writes are atomic under the GIL; exact cross-counter
+    consistency is not needed for monitoring.
+    """
+
+    def __init__(self, service_id: str, symbols: list[str] | tuple[str, ...] = (), log: logging.Logger | None = None) -> None:
+        self.service_id = service_id
+        self.state = CONNECTING
+        self.started_at = time.time()
+        self.last_message_at = 0.0
+        self.messages_total = 0
+        self.parse_errors = 0
+        self.reconnects = 0
+        self.redis_errors = 0
+        self.writes_total = 0
+        self.last_error = ""
+        self.symbols: list[str] = list(symbols)
+        self.rejected: dict[str, str] = {}  # symbol/topic -> reason given by the exchange
+        self.errors_by_kind: dict[str, int] = {}
+        self._log = log or logging.getLogger(service_id)
+        self._last_logged: dict[str, float] = {}
+
+    def error(self, kind: str, detail: str = "", *, parse: bool = True) -> None:
+        """Count an error; log the first of each kind, then at most once a minute per kind."""
+        if parse:
+            self.parse_errors += 1
+        count = self.errors_by_kind.get(kind, 0) + 1
+        self.errors_by_kind[kind] = count
+        self.last_error = f"{kind}: {detail}"[:300] if detail else kind
+        now = time.monotonic()
+        last = self._last_logged.get(kind)
+        if last is None or now - last >= 60.0:
+            self._last_logged[kind] = now
+            suffix = f" ({count} so far; further ones logged at most once a minute)" if count > 1 else ""
+            self._log.warning("%s: %s%s", kind, detail[:300], suffix)
+
+    def reject(self, what: str, reason: str) -> None:
+        """The exchange refused a symbol or topic: report it once, keep it in the status hash."""
+        if what not in self.rejected:
+            self._log.error("exchange rejected %s: %s", what, reason)
+        self.rejected[what] = reason
+        self.last_error = f"rejected {what}: {reason}"[:300]
