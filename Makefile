@@ -1,0 +1,45 @@
+# `make run`: the whole system under supervisord (Redis included).  `make test`: the test suite.
+VENV ?= .venv
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: install system-deps run test lint sim status clean
+
+install: system-deps $(VENV)/.installed
+
+# Debian/Ubuntu packages the project needs: redis-server, and venv support for python3.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || missing="$$missing python3-venv python3-pip"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	touch $@
+
+run: install
+	mkdir -p logs var
+	@echo "panel: http://127.0.0.1:8080   control: $(VENV)/bin/supervisorctl -c supervisord.conf status"
+	$(VENV)/bin/supervisord -c supervisord.conf
+
+test: install
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+sim: install
+	$(VENV)/bin/python -m tests.sim --port 8765
+
+status:
+	$(VENV)/bin/supervisorctl -c supervisord.conf status
+
+clean:
+	rm -rf $(VENV) var logs .pytest_cache

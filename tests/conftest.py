@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.harness import RedisServer, Supervisor, sim_config
+from tests.sim import Simulator
+
+
+def pytest_collection_modifyitems(config, items):
+    if shutil.which("redis-server") is None:
+        raise pytest.UsageError("redis-server is not installed: run `make install` (Debian package redis-server)")
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def sim():
+    simulator = Simulator(rate_hz=20.0).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def make_supervisor(redis_server, sim):
+    """Start a private supervisord with a config aimed at the simulator and the private Redis."""
+    started: list[Supervisor] = []
+
+    def make(enabled: bool = False, overrides: dict | None = None, env: dict | None = None) -> Supervisor:
+        sv = Supervisor(sim_config(redis_server.url, sim.port, enabled=enabled, overrides=overrides), redis_server.url, env)
+        started.append(sv.start())
+        return sv
+
+    yield make
+    for sv in started:
+        sv.stop()
