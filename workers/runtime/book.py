@@ -18,6 +18,8 @@ class BookError(ValueError):
 
 
 def _num(text: str) -> float:
+    if type(text) is not str:
+        raise BookError(f"expected a decimal string, got {text!r:.40}")
     try:
         value = float(text)
     except (TypeError, ValueError):

@@ -1,0 +1,103 @@
+"""REST polling: one requests.Session, timeouts, and backoff that respects 429 Retry-After.
+
+Used for REST-only feeds and for instrument discovery (option chains).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from .backoff import Backoff
+from .stats import FeedStats
+
+log = logging.getLogger(__name__)
+
+
+class RestError(Exception):
+    """A REST answer that can't be used; `retry_after` is the server's wait hint, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def get_json(session: requests.Session, url: str, params: dict | None = None, timeout: float = 10.0) -> Any:
+    """GET and decode JSON; every failure becomes a RestError with a short reason."""
+    try:
+        resp = session.get(url, params=params, timeout=timeout)
+    except requests.RequestException as exc:
+        raise RestError(f"GET {url} failed: {type(exc).__name__}") from None
+    if resp.status_code == 429:
+        raise RestError(f"GET {url}: 429 rate limited", _retry_after(resp.headers.get("Retry-After")))
+    if resp.status_code >= 400:
+        raise RestError(f"GET {url}: HTTP {resp.status_code}", _retry_after(resp.headers.get("Retry-After")))
+    try:
+        return resp.json()
+    except ValueError:
+        raise RestError(f"GET {url}: answer is not JSON ({resp.text[:80]!r})") from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class RestPoller:
+    """Call `poll(session)` every `interval` seconds on a thread; back off on errors."""
+
+    def __init__(
+        self,
+        name: str,
+        poll: Callable[[requests.Session], None],
+        interval: float,
+        stats: FeedStats,
+        *,
+        backoff: Backoff | None = None,
+        run_first_immediately: bool = True,
+    ) -> None:
+        self.name = name
+        self.poll = poll
+        self.interval = interval
+        self.stats = stats
+        self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "ltp-market-data/1"
+        self._first_now = run_first_immediately
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        wait = 0.0 if self._first_now else self.interval
+        while not self._stop.wait(wait):
+            try:
+                self.poll(self.session)
+            except RestError as exc:
+                delay = self.backoff.next_delay()
+                if exc.retry_after is not None:
+                    delay = max(delay, exc.retry_after)
+                self.stats.error("rest_error", f"{exc}; retrying in {delay:.1f}s", parse=False)
+                wait = delay
+                continue
+            except Exception as exc:  # noqa: BLE001 - the poller must outlive any bad answer
+                delay = self.backoff.next_delay()
+                self.stats.error("poll_bug", f"{self.name}: {exc!r}; retrying in {delay:.1f}s", parse=False)
+                wait = delay
+                continue
+            self.backoff.reset()
+            wait = self.interval
