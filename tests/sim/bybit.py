@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import math
 import uuid
 from typing import Any
 
@@ -16,7 +18,9 @@ LISTED = {
     "spot": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT"] + [f"SIM{i:03d}USDT" for i in range(1000)],
     "linear": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"] + [f"SIM{i:03d}USDT" for i in range(1000)],
 }
-BOOK_DEPTHS = {"spot": {1, 50, 200, 1000}, "linear": {1, 50, 200, 1000}}
+BOOK_DEPTHS = {"spot": {1, 50, 200, 1000}, "linear": {1, 50, 200, 1000}, "option": {25, 100}}
+MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+OPTION_STRIKE_STEP = {"BTC": 2500, "ETH": 100}
 SPOT_MAX_ARGS_PER_REQUEST = 10
 
 
@@ -67,7 +71,9 @@ class BybitSession:
             return
         req_id = req.get("req_id", "")
         if op == "ping":
-            if self.category == "spot":
+            if self.category == "option":
+                await self.send({"args": [str(now_ms())], "op": "pong"})
+            elif self.category == "spot":
                 await self.send({"success": True, "ret_msg": "pong", "conn_id": self.conn_id, "op": "ping"})
             else:
                 await self.send({"success": True, "ret_msg": "pong", "conn_id": self.conn_id, "req_id": req_id, "op": "ping"})
@@ -76,7 +82,7 @@ class BybitSession:
 
     def _valid(self, topic: str) -> bool:
         parts = topic.split(".")
-        listed = LISTED[self.category]
+        listed = self.sim.option_symbols() if self.category == "option" else LISTED[self.category]
         if parts[0] == "tickers" and len(parts) == 2:
             symbol = parts[1]
         elif parts[0] == "orderbook" and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) in BOOK_DEPTHS[self.category]:
@@ -93,11 +99,18 @@ class BybitSession:
             await self.send({"success": False, "ret_msg": f"args size >{SPOT_MAX_ARGS_PER_REQUEST}", **base})
             return
         bad = [t for t in args if not self._valid(t)]
-        if bad:
+        if self.category == "option":
+            # Options answer per topic: refused ones are listed in failTopics.
+            good = [t for t in args if t not in bad]
+            await self.send({"success": True, "conn_id": self.conn_id, "type": "COMMAND_RESP",
+                             "data": {"failTopics": bad, "successTopics": good}})
+            args = good
+        elif bad:
             # One bad topic fails the whole request on spot/linear (observed behaviour).
             await self.send({"success": False, "ret_msg": f"error:handler not found,topic:{bad[0]}", **base})
             return
-        await self.send({"success": True, "ret_msg": "subscribe" if self.category == "spot" else "", **base})
+        else:
+            await self.send({"success": True, "ret_msg": "subscribe" if self.category == "spot" else "", **base})
         for topic in args:
             parts = topic.split(".")
             if op == "unsubscribe":
@@ -134,6 +147,8 @@ class BybitSession:
             "turnover24h": f"{inst.volume * inst.price:.4f}",
             "price24hPcnt": f"{(inst.price / inst.open_24h - 1):.4f}",
         }
+        if self.category == "option":
+            return self.sim.option_ticker_frame(inst.symbol, ts)
         if self.category == "spot":
             data["usdIndexPrice"] = f(inst.price * 1.0001)
             return {"topic": f"tickers.{inst.symbol}", "ts": ts, "type": "snapshot", "cs": inst.update_id, "data": data}
@@ -168,12 +183,119 @@ class BybitSession:
                 "data": {"s": inst.symbol, "b": b, "a": a, "u": book.u, "seq": book.seq}, "cts": ts - 1}
 
 
+def _bs_greeks(spot: float, strike: float, years: float, vol: float, call: bool) -> dict[str, float]:
+    """Black-Scholes price and Greeks (r = 0): plausible numbers for the simulated chain."""
+    years = max(years, 1e-6)
+    sq = vol * math.sqrt(years)
+    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / sq
+    d2 = d1 - sq
+    cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
+    price = spot * cdf(d1) - strike * cdf(d2) if call else strike * cdf(-d2) - spot * cdf(-d1)
+    return {"price": max(price, 0.0), "delta": cdf(d1) - (0 if call else 1), "gamma": pdf / (spot * sq),
+            "vega": spot * pdf * math.sqrt(years) / 100, "theta": -spot * pdf * vol / (2 * math.sqrt(years)) / 365}
+
+
 class BybitSim(ExchangeSim):
     name = "bybit"
 
     def __init__(self, sim) -> None:
         super().__init__(sim)
         self._instruments: dict[tuple[str, str], Instrument] = {}
+        self.page_size = 1000  # instruments-info page size; tests lower it to exercise the cursor
+        self.option_chain: list[dict] = []
+        for coin in OPTION_STRIKE_STEP:
+            for weeks in (1, 2, 3):
+                self.add_expiry(coin, weeks)
+
+    # -- option chain -------------------------------------------------------------
+
+    def add_expiry(self, coin: str, weeks_ahead: int) -> list[str]:
+        """List a new expiry (Friday 08:00 UTC, `weeks_ahead` weeks out) with strikes around spot."""
+        today = dt.datetime.now(dt.UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+        friday = today + dt.timedelta(days=(4 - today.weekday()) % 7 + 7 * weeks_ahead)
+        code = f"{friday.day}{MONTHS[friday.month - 1]}{friday.year % 100}"
+        step = OPTION_STRIKE_STEP[coin]
+        spot = self.instrument("spot", f"{coin}USDT").price
+        centre = round(spot / step) * step
+        added = []
+        for k in range(-4, 5):
+            for kind in ("C", "P"):
+                symbol = f"{coin}-{code}-{centre + k * step}-{kind}"
+                self.option_chain.append({
+                    "symbol": symbol, "status": "Trading", "baseCoin": coin, "quoteCoin": "USD", "settleCoin": "USDC",
+                    "optionsType": "Call" if kind == "C" else "Put", "launchTime": str(now_ms() - 86_400_000),
+                    "deliveryTime": str(int(friday.timestamp() * 1000)), "deliveryFeeRate": "0.00015",
+                    "priceFilter": {"minPrice": "5", "maxPrice": "10000000", "tickSize": "5"},
+                    "lotSizeFilter": {"maxOrderQty": "500", "minOrderQty": "0.01", "qtyStep": "0.01"},
+                    "displayName": "",
+                })
+                added.append(symbol)
+        return added
+
+    def expire_nearest(self, coin: str) -> list[str]:
+        """Delist the nearest expiry of `coin` as the exchange does at delivery."""
+        mine = [i for i in self.option_chain if i["baseCoin"] == coin]
+        nearest = min(int(i["deliveryTime"]) for i in mine)
+        gone = [i["symbol"] for i in mine if int(i["deliveryTime"]) == nearest]
+        self.option_chain = [i for i in self.option_chain if i["symbol"] not in gone]
+        return gone
+
+    def option_symbols(self) -> set[str]:
+        return {i["symbol"] for i in self.option_chain}
+
+    def option_ticker_frame(self, symbol: str, ts: int) -> dict:
+        coin, _, strike_s, kind = symbol.split("-")[:4]
+        inst = next(i for i in self.option_chain if i["symbol"] == symbol) if symbol in self.option_symbols() else None
+        spot = self.instrument("spot", f"{coin}USDT").price
+        expiry = int(inst["deliveryTime"]) if inst else ts + 86_400_000
+        g = _bs_greeks(spot, float(strike_s), (expiry - ts) / 31_536_000_000, 0.5, kind == "C")
+        mark = g["price"]
+        data = {
+            "symbol": symbol, "bidPrice": f"{mark * 0.98:.2f}", "bidSize": "1.5", "bidIv": "0.49",
+            "askPrice": f"{mark * 1.02:.2f}", "askSize": "2.1", "askIv": "0.51", "lastPrice": f"{mark:.2f}",
+            "highPrice24h": f"{mark * 1.1:.2f}", "lowPrice24h": f"{mark * 0.9:.2f}", "markPrice": f"{mark:.8f}",
+            "indexPrice": f"{spot:.2f}", "markPriceIv": "0.5", "underlyingPrice": f"{spot * 1.001:.2f}",
+            "openInterest": "12.5", "turnover24h": "1000.5", "volume24h": "3.2", "totalVolume": "100",
+            "totalTurnover": "5000000", "delta": f"{g['delta']:.8f}", "gamma": f"{g['gamma']:.8f}",
+            "vega": f"{g['vega']:.8f}", "theta": f"{g['theta']:.8f}", "predictedDeliveryPrice": "0", "change24h": "0.01",
+        }
+        return {"id": f"tickers.{symbol}-{self.frames_sent}-{ts}", "topic": f"tickers.{symbol}", "ts": ts,
+                "data": data, "type": "snapshot"}
+
+    # -- REST ---------------------------------------------------------------------
+
+    @staticmethod
+    def _ok(result: dict) -> web.Response:
+        return web.json_response({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": now_ms()})
+
+    async def instruments_info(self, request: web.Request) -> web.Response:
+        if (fault := await self.rest_fault()) is not None:
+            return fault
+        q = request.query
+        category = q.get("category")
+        if category != "option":
+            items = [{"symbol": s, "status": "Trading"} for s in LISTED.get(category or "", [])]
+            return self._ok({"category": category, "list": items, "nextPageCursor": ""})
+        coin = q.get("baseCoin", "BTC")  # Bybit defaults options to BTC
+        items = [i for i in self.option_chain if i["baseCoin"] == coin]
+        start = int(q.get("cursor") or 0)
+        size = min(int(q.get("limit", 500)), self.page_size)
+        page = items[start:start + size]
+        cursor = str(start + size) if start + size < len(items) else ""
+        return self._ok({"category": "option", "list": page, "nextPageCursor": cursor})
+
+    async def tickers(self, request: web.Request) -> web.Response:
+        if (fault := await self.rest_fault()) is not None:
+            return fault
+        category, symbol = request.query.get("category"), request.query.get("symbol", "")
+        if category != "spot" or symbol not in LISTED["spot"]:
+            return web.json_response({"retCode": 10001, "retMsg": "Not supported symbols", "result": {}, "retExtInfo": {},
+                                      "time": now_ms()})
+        inst = self.instrument("spot", symbol)
+        return self._ok({"category": "spot", "list": [{"symbol": symbol, "lastPrice": inst.fmt(inst.price),
+                                                        "bid1Price": inst.fmt(inst.price - inst.tick),
+                                                        "ask1Price": inst.fmt(inst.price + inst.tick)}]})
 
     def instrument(self, category: str, symbol: str) -> Instrument:
         key = (category, symbol)
@@ -183,11 +305,15 @@ class BybitSim(ExchangeSim):
         return inst
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.get("/bybit/v5/public/{category}", self.ws_handler)]
+        return [
+            web.get("/bybit/v5/public/{category}", self.ws_handler),
+            web.get("/bybit/v5/market/instruments-info", self.instruments_info),
+            web.get("/bybit/v5/market/tickers", self.tickers),
+        ]
 
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
         category = request.match_info["category"]
-        if category not in LISTED:
+        if category not in BOOK_DEPTHS:
             raise web.HTTPNotFound(text=f"unknown category {category}")
         if self.faults.refuse_connections:
             raise web.HTTPServiceUnavailable(text="simulator refusing connections")

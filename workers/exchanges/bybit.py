@@ -17,19 +17,23 @@ Facts (see NOTES in the issue tracker and bybit-exchange/docs):
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from workers.exchanges.common import decimal_str
 from workers.runtime.book import BookError, OrderBook
+from workers.runtime.config import ConfigError
 from workers.runtime.model import (
     IGNORED,
     PONG,
+    SEND,
     SUB_REJECTED,
     SUBSCRIBED,
     Control,
     ParseError,
     Update,
 )
+from workers.runtime.poll import RestError, get_json
+from workers.runtime.timefmt import iso_ms
 
 MAX_ARGS_PER_REQUEST = {"spot": 10, "linear": 200, "option": 200}
 MAX_ARGS_PER_CONNECTION = {"spot": 400, "linear": 400, "option": 2000}
@@ -38,23 +42,6 @@ PING_FRAME = '{"op":"ping"}'
 
 _IGNORED = Control(IGNORED)
 _PONG = Control(PONG)
-
-
-def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: bool = False) -> str:
-    """Check that a field is a finite decimal string and return it unchanged."""
-    if type(value) is not str:
-        raise ParseError("bad_type", f"{name} should be a decimal string, got {type(value).__name__} {value!r:.40}")
-    if not value:
-        if allow_empty:
-            return value
-        raise ParseError("bad_value", f"{name} is empty")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ParseError("bad_value", f"{name} is not a number: {value!r:.40}") from None
-    if not math.isfinite(number) or number < 0 and positive or (positive and number == 0):
-        raise ParseError("bad_value", f"{name} out of range: {value!r:.40}")
-    return value
 
 
 def percent_from_fraction(value: str) -> str:
@@ -262,3 +249,299 @@ def spot_streams(url: str, symbols: list[str], *, book_top: bool = True, ping_in
         SpotStream(f"spot#{i}", url, chunk, book_top=book_top, ping_interval=ping_interval)
         for i, chunk in enumerate(chunks)
     ]
+
+
+# -- linear (USDT perpetuals): merged tickers + local order book -------------------
+
+LINEAR_BOOK_DEPTHS = (1, 50, 200, 1000)
+_LINEAR_TICKER_FIELDS = (
+    ("lastPrice", "ltp"), ("markPrice", "mark_price"), ("indexPrice", "index_price"),
+    ("fundingRate", "funding_rate"), ("openInterest", "open_interest"), ("openInterestValue", "open_interest_value"),
+    ("volume24h", "volume_24h"), ("turnover24h", "turnover_24h"), ("highPrice24h", "high_24h"),
+    ("lowPrice24h", "low_24h"), ("prevPrice24h", "prev_price_24h"),
+)
+
+
+def ms_to_iso(value: str, name: str) -> str:
+    decimal_str(value, name)
+    return iso_ms(int(value))
+
+
+class LinearStream(BybitStream):
+    """`tickers.<S>` (snapshot, then deltas of changed fields) and `orderbook.<depth>.<S>`."""
+
+    def __init__(self, name: str, url: str, symbols: list[str], *, depth: int = 50, levels: int = 10,
+                 ping_interval: float = 20.0) -> None:
+        if depth not in LINEAR_BOOK_DEPTHS:
+            raise ValueError(f"depth {depth} is not a Bybit linear order-book depth; allowed: {LINEAR_BOOK_DEPTHS}")
+        self.depth = depth
+        self.levels = min(levels, depth)
+        topics = [f"tickers.{s}" for s in symbols] + [f"orderbook.{depth}.{s}" for s in symbols]
+        super().__init__(name, url, "linear", topics, ping_interval)
+        self._books: dict[str, OrderBook] = {}
+        self._has_ticker: set[str] = set()
+
+    def reset(self) -> None:
+        self._books.clear()
+        self._has_ticker.clear()
+
+    def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update] | Control:
+        if type(data) is not dict:
+            raise ParseError("bad_frame", f"data of {topic} is not an object")
+        if channel == "tickers":
+            return self._ticker(rest, kind, data, ts)
+        if channel == "orderbook":
+            depth, _, symbol = rest.partition(".")
+            if depth == str(self.depth):
+                return self._book(symbol, kind, data, ts, topic)
+        raise ParseError("unknown_topic", topic)
+
+    def _ticker(self, symbol: str, kind: Any, d: dict, ts: int) -> list[Update]:
+        symbol_of(d, "symbol", symbol)
+        if kind == "snapshot":
+            decimal_str(d.get("lastPrice"), "lastPrice", positive=True)
+        elif kind == "delta":
+            if symbol not in self._has_ticker:
+                raise ParseError("delta_before_snapshot", f"ticker delta for {symbol} before its snapshot")
+        else:
+            raise ParseError("bad_frame", f"ticker type {kind!r:.20}")
+        fields: dict[str, str] = {}
+        for src, dst in _LINEAR_TICKER_FIELDS:
+            v = d.get(src)
+            if v is None or v == "":  # absent = unchanged; "" = not applicable (dated futures' funding)
+                continue
+            fields[dst] = decimal_str(v, src, positive=(dst == "ltp"))
+        nft = d.get("nextFundingTime")
+        if nft not in (None, "", "0"):
+            fields["next_funding_time"] = ms_to_iso(nft, "nextFundingTime")
+        pct = d.get("price24hPcnt")
+        if pct not in (None, ""):
+            fields["price_change_percent"] = percent_from_fraction(decimal_str(pct, "price24hPcnt"))
+        if kind == "snapshot":
+            fields["original_symbol"] = symbol
+            self._has_ticker.add(symbol)
+        return [Update(symbol, fields, ts)] if fields else []
+
+    def _resync(self, symbol: str, topic: str, why: str) -> Control:
+        """Drop the local book and ask for a fresh snapshot of this one topic."""
+        self._books.pop(symbol, None)
+        frames = (subscribe_frame(f"unsub-{symbol}", [topic], "unsubscribe"), self._subscribe([topic]))
+        return Control(SEND, f"{topic}: {why}; re-subscribing for a new snapshot", (), frames)
+
+    def _book(self, symbol: str, kind: Any, d: dict, ts: int, topic: str) -> list[Update] | Control:
+        symbol_of(d, "s", symbol)
+        u = d.get("u")
+        if type(u) is not int:
+            raise ParseError("bad_type", f"u should be an int, got {u!r:.40}")
+        book = self._books.get(symbol)
+        try:
+            if kind == "snapshot":
+                if book is None:
+                    book = self._books[symbol] = OrderBook()
+                book.apply_snapshot(d.get("b") or (), d.get("a") or (), u)
+            elif kind == "delta":
+                if book is None or not book.ready:
+                    return []  # waiting for the snapshot a resync asked for
+                if u <= book.update_id:
+                    raise ParseError("stale_book_update", f"{topic}: u={u} after {book.update_id}")
+                if u != book.update_id + 1:
+                    return self._resync(symbol, topic, f"gap: u={u} after {book.update_id}")
+                book.apply_delta(d.get("b") or (), d.get("a") or (), u)
+            else:
+                raise ParseError("bad_frame", f"orderbook type {kind!r:.20}")
+        except BookError as exc:
+            return self._resync(symbol, topic, f"bad level ({exc})")
+        if book.crossed():
+            return self._resync(symbol, topic, "crossed book")
+        if symbol not in self._has_ticker:
+            return []
+        bids, asks = book.top(self.levels)
+        fields = {"bids": json.dumps(bids, separators=(",", ":")), "asks": json.dumps(asks, separators=(",", ":")),
+                  "update_id": str(u)}
+        if bids:
+            fields["best_bid"], fields["bid_size"] = bids[0]
+        if asks:
+            fields["best_ask"], fields["ask_size"] = asks[0]
+        if bids and asks:
+            fields["spread"] = f"{float(asks[0][0]) - float(bids[0][0]):.10g}"
+        return [Update(symbol, fields, ts)]
+
+
+def linear_streams(url: str, symbols: list[str], *, depth: int = 50, levels: int = 10,
+                   ping_interval: float = 20.0) -> list[LinearStream]:
+    per_conn = MAX_ARGS_PER_CONNECTION["linear"] // 2
+    chunks = [symbols[i:i + per_conn] for i in range(0, len(symbols), per_conn)] or [[]]
+    return [LinearStream(f"linear#{i}", url, c, depth=depth, levels=levels, ping_interval=ping_interval)
+            for i, c in enumerate(chunks)]
+
+
+# -- options: tickers with Greeks, chain discovery over REST -----------------------
+
+_MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
+_OPTION_TICKER_FIELDS = (
+    ("markPrice", "mark_price"), ("bidPrice", "bid"), ("askPrice", "ask"), ("bidSize", "bid_size"),
+    ("askSize", "ask_size"), ("bidIv", "bid_iv"), ("askIv", "ask_iv"), ("markPriceIv", "implied_volatility"),
+    ("delta", "delta"), ("gamma", "gamma"), ("vega", "vega"), ("theta", "theta"),
+    ("underlyingPrice", "underlying_price"), ("indexPrice", "index_price"), ("openInterest", "open_interest"),
+    ("volume24h", "volume_24h"), ("turnover24h", "turnover_24h"), ("highPrice24h", "high_24h"),
+    ("lowPrice24h", "low_24h"), ("change24h", "change_24h"),
+)
+
+
+def parse_option_symbol(symbol: str) -> dict[str, str]:
+    """'BTC-6JAN23-17500-C' or 'BTC-13FEB25-89000-P-USDT' -> static contract fields."""
+    parts = symbol.split("-")
+    if len(parts) not in (4, 5) or parts[3] not in ("C", "P"):
+        raise ParseError("bad_symbol", f"not a Bybit option symbol: {symbol!r:.60}")
+    base, expiry, strike, kind = parts[:4]
+    day, month, year = expiry[:-5], expiry[-5:-2], expiry[-2:]
+    if not (day.isdigit() and month in _MONTHS and year.isdigit()):
+        raise ParseError("bad_symbol", f"bad expiry in {symbol!r:.60}")
+    decimal_str(strike, "strike", positive=True)
+    return {
+        "option_type": "CALL" if kind == "C" else "PUT",
+        "underlying": base,
+        "strike_price": strike,
+        "expiry_date": f"20{year}-{_MONTHS[month]:02d}-{int(day):02d}",
+        "settle_coin": parts[4] if len(parts) == 5 else "USDC",
+    }
+
+
+class OptionStream(BybitStream):
+    """`tickers.<option symbol>`: a full snapshot every push, Greeks included."""
+
+    def __init__(self, name: str, url: str, symbols: list[str], *, ping_interval: float = 20.0) -> None:
+        super().__init__(name, url, "option", [f"tickers.{s}" for s in symbols], ping_interval)
+        self._described: set[str] = set()
+
+    def reset(self) -> None:
+        self._described.clear()
+
+    def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update]:
+        if channel != "tickers":
+            raise ParseError("unknown_topic", topic)
+        if type(data) is not dict:
+            raise ParseError("bad_frame", f"data of {topic} is not an object")
+        symbol_of(data, "symbol", rest)
+        last = decimal_str(data.get("lastPrice"), "lastPrice")
+        if float(last) < 0:
+            raise ParseError("bad_value", f"lastPrice out of range: {last!r:.40}")
+        fields = {"ltp": last}  # "0" until the contract first trades; mark_price is always there
+        for src, dst in _OPTION_TICKER_FIELDS:
+            v = data.get(src)
+            if v is not None and v != "":
+                fields[dst] = decimal_str(v, src)
+        if rest not in self._described:  # static fields once per connection; Redis keeps them
+            fields.update(parse_option_symbol(rest))
+            fields["original_symbol"] = rest
+            self._described.add(rest)
+        return [Update(rest, fields, ts)]
+
+
+def option_streams(url: str, symbols: list[str], *, ping_interval: float = 20.0) -> list[OptionStream]:
+    topics = [f"tickers.{s}" for s in symbols]
+    shards = shard_topics(topics, "option")
+    return [OptionStream(f"option#{i}", url, [t.partition(".")[2] for t in shard], ping_interval=ping_interval)
+            for i, shard in enumerate(shards)]
+
+
+SELECTION_KEYS = ("underlyings", "expiries", "strike_range_pct", "settle_coins")
+
+
+def check_selection(rule: dict, path: str) -> dict:
+    """Validate the option-chain rule; errors name the key and what is allowed."""
+    for key in rule:
+        if key not in SELECTION_KEYS:
+            raise ConfigError(f"{path}.{key}", "unknown key", ", ".join(SELECTION_KEYS))
+    unds = rule.get("underlyings", ["BTC"])
+    if not isinstance(unds, list) or not unds or not all(isinstance(u, str) and u.isalnum() for u in unds):
+        raise ConfigError(f"{path}.underlyings", f"expected a list of coins, got {unds!r}", "e.g. [BTC, ETH]")
+    n = rule.get("expiries", 2)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ConfigError(f"{path}.expiries", f"expected an integer >= 0, got {n!r}", "0 = all expiries, N = nearest N")
+    pct = rule.get("strike_range_pct", 10)
+    if not isinstance(pct, (int, float)) or isinstance(pct, bool) or pct < 0:
+        raise ConfigError(f"{path}.strike_range_pct", f"expected a number >= 0, got {pct!r}", "0 = all strikes")
+    settles = rule.get("settle_coins", ["USDC", "USDT"])
+    if not isinstance(settles, list) or not all(isinstance(c, str) for c in settles):
+        raise ConfigError(f"{path}.settle_coins", f"expected a list, got {settles!r}", "USDC, USDT")
+    return {"underlyings": [u.upper() for u in unds], "expiries": n, "strike_range_pct": float(pct), "settle_coins": settles}
+
+
+def select_chain(instruments: list[dict], spot: dict[str, float], rule: dict, now_ms: int) -> list[str]:
+    """Pick option symbols by rule from instruments-info entries (pure; REST fetching is elsewhere).
+
+    Keeps Trading contracts of the wanted underlyings and settle coins that have not
+    expired, the nearest `expiries` expiry times per underlying, and strikes within
+    ±strike_range_pct of that underlying's spot price.
+    """
+    by_underlying: dict[str, list[tuple[int, float, str]]] = {}
+    for inst in instruments:
+        try:
+            symbol = inst["symbol"]
+            delivery = int(inst["deliveryTime"])
+            contract = parse_option_symbol(symbol)
+        except (KeyError, TypeError, ValueError, ParseError):
+            continue
+        if inst.get("status") != "Trading" or delivery <= now_ms:
+            continue
+        base = inst.get("baseCoin") or contract["underlying"]
+        if base not in rule["underlyings"] or inst.get("settleCoin", contract["settle_coin"]) not in rule["settle_coins"]:
+            continue
+        by_underlying.setdefault(base, []).append((delivery, float(contract["strike_price"]), symbol))
+    chosen: list[str] = []
+    for base, items in by_underlying.items():
+        expiries = sorted({d for d, _, _ in items})
+        if rule["expiries"]:
+            expiries = expiries[: rule["expiries"]]
+        keep = set(expiries)
+        price = spot.get(base)
+        pct = rule["strike_range_pct"]
+        for delivery, strike, symbol in items:
+            if delivery not in keep:
+                continue
+            if pct and price and abs(strike - price) > price * pct / 100:
+                continue
+            chosen.append(symbol)
+    return sorted(chosen)
+
+
+# -- REST (I/O kept to these thin fetchers; selection above is pure) ----------------
+
+MAX_PAGES = 50
+
+
+def _result(body: Any, what: str) -> dict:
+    if not isinstance(body, dict) or body.get("retCode") != 0 or not isinstance(body.get("result"), dict):
+        msg = body.get("retMsg") if isinstance(body, dict) else type(body).__name__
+        raise RestError(f"{what}: unexpected answer (retCode {body.get('retCode') if isinstance(body, dict) else '?'}, {msg!r:.80})")
+    return body["result"]
+
+
+def fetch_option_instruments(session: Any, rest_url: str, base_coin: str) -> list[dict]:
+    """Every option of one base coin (instruments-info defaults to BTC, so ask per coin), all pages."""
+    out: list[dict] = []
+    cursor = ""
+    for _ in range(MAX_PAGES):
+        params = {"category": "option", "baseCoin": base_coin, "limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        result = _result(get_json(session, f"{rest_url}/v5/market/instruments-info", params), "instruments-info")
+        page = result.get("list")
+        out.extend(i for i in page or () if isinstance(i, dict))
+        cursor = result.get("nextPageCursor") or ""
+        if not cursor:
+            break
+    return out
+
+
+def fetch_spot_price(session: Any, rest_url: str, coin: str, quote: str = "USDT") -> float | None:
+    """Spot last price of COIN/USDT, used to centre the strike window."""
+    result = _result(get_json(session, f"{rest_url}/v5/market/tickers", {"category": "spot", "symbol": f"{coin}{quote}"}),
+                     "tickers")
+    for item in result.get("list") or ():
+        try:
+            return float(item["lastPrice"])
+        except (KeyError, TypeError, ValueError):
+            return None
+    return None

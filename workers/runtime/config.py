@@ -55,18 +55,29 @@ class ServiceConfig:
     symbols: tuple[str, ...]
     endpoints: Mapping[str, str]
     endpoint: str
+    rest_endpoint: str | None
     ping_interval: float
     silence_timeout: float
     stale_after: float
     poll_interval: float
     depth: int
+    levels: int
     book_top: bool
+    discovery_interval: float
     selection: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         """The URL of this service's main endpoint."""
         return self.endpoints[self.endpoint]
+
+    @property
+    def rest_url(self) -> str:
+        """The URL of this service's REST endpoint (discovery, polling); no trailing slash."""
+        if self.rest_endpoint is None:
+            raise ConfigError(f"exchanges.{self.exchange}.services.{self.service_id}.rest_endpoint", "missing",
+                              ", ".join(self.endpoints))
+        return self.endpoints[self.rest_endpoint].rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -149,12 +160,15 @@ SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "redis_prefix": (_name, None),
     "symbols": (_symbols, ()),
     "endpoint": (_name, None),
+    "rest_endpoint": (_name, None),
     "ping_interval": (_positive_number, 20.0),
     "silence_timeout": (_positive_number, 30.0),
     "stale_after": (_positive_number, 60.0),
     "poll_interval": (_positive_number, 2.0),
     "depth": (_int_range(1, 1000), 50),
+    "levels": (_int_range(1, 200), 10),
     "book_top": (_bool, True),
+    "discovery_interval": (_positive_number, 300.0),
     "selection": (_mapping, {}),
 }
 DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval")
@@ -221,6 +235,10 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
                     f"{svc_path}.endpoint", f"{values['endpoint']!r} is not one of {ex_path}.endpoints",
                     ", ".join(endpoints) or "none defined",
                 )
+            rest = values["rest_endpoint"]
+            if rest is not None and rest not in endpoints:
+                raise ConfigError(f"{svc_path}.rest_endpoint", f"{rest!r} is not one of {ex_path}.endpoints",
+                                  ", ".join(endpoints))
             services[sid] = ServiceConfig(
                 service_id=sid,
                 exchange=ex_name,

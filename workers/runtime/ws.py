@@ -181,7 +181,7 @@ class WsConnection:
             for item in ctl.items:
                 self.stats.reject(item, ctl.detail)
         elif kind == model.SEND:
-            self.log.info("resync: %s", ctl.detail)
+            self.stats.error("resync", ctl.detail, parse=False)
         for frame in ctl.frames:
             app.send(frame)
         if kind == model.RECONNECT:

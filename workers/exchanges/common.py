@@ -1,0 +1,36 @@
+"""Field checks shared by the exchange protocol modules (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+from workers.runtime.model import ParseError
+
+
+def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: bool = False) -> str:
+    """Check that a field is a finite decimal string and return it unchanged."""
+    if type(value) is not str:
+        raise ParseError("bad_type", f"{name} should be a decimal string, got {type(value).__name__} {value!r:.40}")
+    if not value:
+        if allow_empty:
+            return value
+        raise ParseError("bad_value", f"{name} is empty")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ParseError("bad_value", f"{name} is not a number: {value!r:.40}") from None
+    if not math.isfinite(number) or number < 0 and positive or (positive and number == 0):
+        raise ParseError("bad_value", f"{name} out of range: {value!r:.40}")
+    return value
+
+
+def number_str(value: Any, name: str, *, positive: bool = False) -> str:
+    """A decimal string or a JSON number (some venues mix both) as a decimal string."""
+    if type(value) in (int, float):
+        if not math.isfinite(value) or value < 0 and positive or (positive and value == 0):
+            raise ParseError("bad_value", f"{name} out of range: {value!r:.40}")
+        # 15 significant digits drop float noise (0.010000000000000002 -> 0.01); "f" avoids exponents.
+        return repr(value) if type(value) is int else format(Decimal(format(value, ".15g")), "f")
+    return decimal_str(value, name, positive=positive)
