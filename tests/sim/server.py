@@ -79,7 +79,9 @@ class Simulator:
         self.port = port
         self.rate_hz = rate_hz
         self.seed = seed
-        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self)}
+        from .delta import DeltaSim
+
+        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self), "delta": DeltaSim(self)}
         self.app = web.Application()
         for ex in self.exchanges.values():
             self.app.add_routes(ex.routes())

@@ -1,0 +1,184 @@
+"""Delta parser, symbol parsing and chain selection on documented sample frames (tests/samples/delta)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from workers.exchanges import delta
+from workers.runtime.model import PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "delta"
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / f"{name}.json").read_bytes()
+
+
+def stream(kind: str = "futures", protocol: str = delta.COMPACT, **channels: list[str]) -> delta.DeltaStream:
+    s = delta.DeltaStream("t", "ws://x", kind, channels or {"ticker": ["BTCUSD", "ETHUSD"]}, protocol=protocol)
+    s.on_connect()
+    return s
+
+
+def test_on_connect_enables_heartbeat_and_subscribes_like_the_doc():
+    s = delta.DeltaStream("t", "ws://x", "futures", {"ticker": ["BTCUSD", "ETHUSD"], "funding": ["BTCUSD"]},
+                          protocol=delta.LEGACY)
+    frames = [json.loads(f) for f in s.on_connect()]
+    assert frames[0] == json.loads(sample("enable_heartbeat"))
+    doc = json.loads(sample("subscribe_request"))
+    assert frames[1]["type"] == doc["type"] and frames[1]["payload"]["channels"][0] == doc["payload"]["channels"][0]
+    assert s.ping_frame() is None  # the server's heartbeat plus the silence watchdog keep the link honest
+
+
+def test_compact_ticker_sample_futures():
+    s = stream()
+    [u] = s.parse(sample("ticker_public"))
+    assert u.symbol == "BTCUSD" and u.event_ts_ms == 1775801092453
+    f = u.fields
+    assert f["ltp"] == "72123.5" and f["mark_price"] == "72124.53970358" and f["spot_price"] == "72154.6"
+    assert f["best_bid"] == "72100" and f["best_ask"] == "72101" and f["open_interest"] == "537395"
+    assert f["high_24h"] == "73135.5" and f["low_24h"] == "70495" and f["original_symbol"] == "BTCUSD"
+    assert "delta" not in f  # greeks only for options
+
+
+def test_compact_ticker_as_option_has_greeks_and_symbol_fields():
+    raw = json.loads(sample("ticker_public"))
+    raw["d"][0]["s"] = "C-BTC-108200-211025"
+    s = stream("options", ticker=["C-BTC-108200-211025"])
+    [u] = s.parse(json.dumps(raw))
+    f = u.fields
+    assert (f["delta"], f["gamma"], f["rho"], f["theta"], f["vega"]) == ("0.01939861", "0.00006382", "0.00718630",
+                                                                          "-81.48397021", "0.72486575")
+    assert (f["ask_iv"], f["bid_iv"], f["implied_volatility"]) == ("0.25", "0.25", "-0.37846136")
+    assert f["option_type"] == "CALL" and f["strike_price"] == "108200" and f["expiry"] == "2025-10-21"
+
+
+def test_legacy_v2_ticker_doc_sample_without_type():
+    s = stream("options", delta.LEGACY, ticker=["BTCUSD"])
+    with pytest.raises(ParseError):  # BTCUSD is no option symbol: the doc sample's mix is caught
+        s.parse(sample("v2_ticker"))
+    s = stream("futures", delta.LEGACY, ticker=["BTCUSD"])
+    [u] = s.parse(sample("v2_ticker"))
+    assert u.event_ts_ms == 1595242187705 and u.fields["ltp"] == "0.00001327" and u.fields["volume_24h"] == "1254631"
+    assert u.fields["best_bid"] == "3171.4" and u.fields["open_interest"] == "812.6100"
+
+
+def test_funding_waits_for_the_first_ticker_then_merges():
+    s = stream("futures", funding=["BTCUSD"], ticker=["BTCUSD"])
+    assert s.parse(sample("funding_rate_public")) == []
+    [u] = s.parse(sample("ticker_public"))
+    assert u.fields["funding_rate"] == "0.01"
+    [u] = s.parse(sample("funding_rate_public"))
+    assert u.fields == {"funding_rate": "0.01"} and u.event_ts_ms == 1775817617666
+    legacy = stream("futures", delta.LEGACY, funding=["BTCUSD"], ticker=["BTCUSD"])
+    legacy.parse(sample("v2_ticker"))
+    [u] = legacy.parse(sample("funding_rate"))
+    assert float(u.fields["funding_rate"]) == pytest.approx(0.005701298078111892)
+
+
+def test_index_price_is_written_under_the_pair_name():
+    s = delta.DeltaStream("t", "ws://x", "spot", {"index": [".DEUSDTUSD"]}, keys={".DEUSDTUSD": "USDTUSD"})
+    s.on_connect()
+    [u] = s.parse(sample("spot_price_public"))
+    assert u.symbol == "USDTUSD" and u.fields == {"ltp": "1", "source": "index", "original_symbol": ".DEUSDTUSD"}
+    legacy = delta.DeltaStream("t", "ws://x", "spot", {"index": [".DEETHUSD"]}, protocol=delta.LEGACY,
+                               keys={".DEETHUSD": "ETHUSD"})
+    [u] = legacy.parse(b'{"s":".DEETHUSD","p":1349.3412141,"type":"v2/spot_price"}')
+    assert u.symbol == "ETHUSD" and u.fields["ltp"] == "1349.3412141"
+
+
+def test_acks_heartbeat_and_channel_errors():
+    s = stream("futures", delta.LEGACY, ticker=["BTCUSD", "ETHUSD"])
+    assert s.parse(sample("subscriptions_ack")).kind == SUBSCRIBED
+    assert s.parse(sample("heartbeat")) == Control(PONG)
+    ctl = s.parse(sample("subscriptions_error"))  # a channel we never asked for is named as such
+    assert ctl.kind == SUB_REJECTED and ctl.items == ("trading_notifications",) and "Unauthorized" in ctl.detail
+
+
+def test_channel_error_naming_a_symbol_rejects_it_and_resubscribes_the_rest():
+    s = stream(ticker=["BTCUSD", "NOSUCHUSD", "ETHUSD"])
+    ctl = s.parse(json.dumps({"type": "subscriptions", "channels": [
+        {"name": "ticker", "error": "subscription forbidden on ticker. Invalid symbols: NOSUCHUSD."}]}))
+    assert ctl.kind == SUB_REJECTED and ctl.items == ("NOSUCHUSD",)
+    assert json.loads(ctl.frames[0])["payload"]["channels"] == [{"name": "ticker", "symbols": ["BTCUSD", "ETHUSD"]}]
+    assert "NOSUCHUSD" not in s.on_connect()[1]  # not retried on the next connection
+    ctl = s.parse(b'{"channels":[{"name":"ticker","error":"limit"}],"type":"subscriptions"}')
+    assert ctl.items == ("BTCUSD", "ETHUSD") and ctl.frames == ()  # nothing named: the whole channel
+
+
+@pytest.mark.parametrize("raw, kind", [
+    (b"not json", "bad_json"),
+    (b"[1]", "bad_frame"),
+    (b'{"type":"mystery"}', "unknown_frame"),
+    (b'{"type":"ticker","d":[{"s":"BTCUSD"}],"ts":"soon"}', "bad_type"),
+    (b'{"type":"ticker","d":{"s":"BTCUSD"},"ts":1775801092453559}', "bad_frame"),
+    (b'{"type":"ticker","d":[{"s":"BTCUSD","ohlc":[1,2]}],"ts":1775801092453559}', "bad_frame"),
+    (b'{"type":"ticker","d":[{"s":"BTCUSD","m":"NaN"}],"ts":1775801092453559}', "bad_value"),
+    (b'{"type":"ticker","d":[{"s":"BTCUSD","m":[]}],"ts":1775801092453559}', "bad_type"),
+    (b'{"type":"subscriptions","channels":"all"}', "bad_frame"),
+    (b'{"type":"spot_price","p":"1","sy":5,"ts":1}', "bad_type"),
+])
+def test_malformed_frames(raw, kind):
+    with pytest.raises(ParseError) as exc:
+        stream().parse(raw)
+    assert exc.value.kind == kind
+
+
+def test_string_timestamp_and_other_symbols_are_tolerated():
+    s = stream()
+    [u] = s.parse(b'{"type":"ticker","d":[{"s":"BTCUSD","m":"1"},{"s":"SOLUSD","m":"2"}],"ts":"1775801092453559"}')
+    assert u.symbol == "BTCUSD" and u.event_ts_ms == 1775801092453 and "ltp" not in u.fields
+
+
+@pytest.mark.parametrize("symbol, expected", [
+    ("C-BTC-108200-211025", {"option_type": "CALL", "underlying": "BTC", "strike_price": "108200",
+                             "expiry_date": "211025", "expiry": "2025-10-21"}),
+    ("P-ETH-3200-010126", {"option_type": "PUT", "underlying": "ETH", "strike_price": "3200",
+                           "expiry_date": "010126", "expiry": "2026-01-01"}),
+    ("P-XRP-0.55-310126", {"option_type": "PUT", "underlying": "XRP", "strike_price": "0.55",
+                           "expiry_date": "310126", "expiry": "2026-01-31"}),
+])
+def test_option_symbols(symbol, expected):
+    assert delta.parse_option_symbol(symbol) == expected
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSD", "X-BTC-1-211025", "C-BTC-1-321025", "C-BTC-abc-211025", "C-BTC-1-2110"])
+def test_not_option_symbols(symbol):
+    assert delta.parse_option_symbol(symbol) is None
+
+
+def test_index_symbols():
+    assert delta.index_symbol("BTCUSD") == ".DEXBTUSD"
+    assert delta.index_symbol("ETHUSD") == ".DEETHUSD"
+    assert delta.index_symbol(".DESOLUSDT") == ".DESOLUSDT"
+
+
+def _opt(sym: str, state: str = "live") -> dict:
+    day = dt.datetime.strptime(sym.rsplit("-", 1)[1], "%d%m%y").date()
+    return {"symbol": sym, "state": state, "settlement_time": f"{day.isoformat()}T12:00:00Z"}
+
+
+def test_select_chain_nearest_expiries_and_strike_window():
+    now = dt.datetime(2026, 11, 25, 13, 0, tzinfo=dt.UTC)
+    days = ("251126", "261126", "271126", "041226")
+    products = [_opt(f"{k}-BTC-{s}-{d}") for k in "CP" for s in (90000, 95000, 100000, 106000) for d in days]
+    products += [_opt("C-BTC-100000-281126", "expired"), _opt("C-ETH-3000-261126"), _opt("C-SOL-150-261126")]
+    rule = delta.ChainRule(("BTC", "ETH"), expiries=2, strike_range_pct=5)
+    got = delta.select_chain(products, {"BTC": 100000.0}, rule, now)
+    # 251126 settled at 12:00 today; ETH has no spot price; SOL is not selected.
+    assert got == sorted(f"{k}-BTC-{s}-{d}" for k in "CP" for s in (95000, 100000) for d in ("261126", "271126"))
+
+
+def test_chain_rule_config_errors():
+    class Svc:
+        service_id = "delta_options"
+        selection = {"expiries": 0}
+    with pytest.raises(delta.ConfigError, match="selection.expiries"):
+        delta.ChainRule.from_config(Svc())
+    Svc.selection = {"strike_pct": 5}
+    with pytest.raises(delta.ConfigError, match="unknown key"):
+        delta.ChainRule.from_config(Svc())

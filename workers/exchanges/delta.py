@@ -1,0 +1,635 @@
+"""Delta Exchange public market data (India / Global / testnet): protocol, parsing, discovery.
+
+Facts (docs: delta-exchange/slate source/includes/_websocket_api.md, swagger_v2.json):
+- Two socket protocols. The *public* endpoint (wss://public-socket.india.delta.exchange)
+  speaks compact channels: `ticker` ({"type":"ticker","sy","sp","ts","d":[{..}]}),
+  `funding_rate` ({"fr","sy","ts"}), `spot_price` ({"p","sy","ts"}). The *legacy* endpoint
+  (wss://socket.india.delta.exchange) carried `v2/ticker`, `funding_rate`, `v2/spot_price`,
+  announced for removal on 31 July 2026 (changelog 17.04.26). Compact is the default;
+  an endpoint whose name ends in `legacy_ws` selects the legacy channels.
+- subscribe: {"type":"subscribe","payload":{"channels":[{"name":..,"symbols":[..]}]}};
+  the answer {"type":"subscriptions","channels":[..]} lists every current subscription;
+  a refused channel carries "error" instead of "symbols".
+- heartbeat: send {"type":"enable_heartbeat"} after connecting; the server sends
+  {"type":"heartbeat"} every 30 s; reconnect after 35 s of silence (the silence watchdog).
+- timestamps are epoch microseconds; numbers are mostly decimal strings, ohlc/turnover numbers.
+- REST: GET /v2/products (contract_types, states, page_size, cursor `after` from meta.after),
+  GET /v2/tickers (contract_types, underlying_asset_symbols), GET /v2/indices.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from workers.exchanges.common import number_str
+from workers.runtime.config import ConfigError, ServiceConfig
+from workers.runtime.discovery import DiscoveredWsFeed
+from workers.runtime.feed import FeedContext, Source
+from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
+from workers.runtime.poll import RestError, get_json
+from workers.runtime.ws import WsConnection
+
+COMPACT, LEGACY = "compact", "legacy"
+# Logical channel -> wire name per protocol.
+CHANNELS = {
+    COMPACT: {"ticker": "ticker", "funding": "funding_rate", "index": "spot_price"},
+    LEGACY: {"ticker": "v2/ticker", "funding": "funding_rate", "index": "v2/spot_price"},
+}
+ENABLE_HEARTBEAT = '{"type":"enable_heartbeat"}'
+PAGE_SIZE = 100          # the documented default; the maximum is not documented
+MAX_PAGES = 200          # a cursor that never ends must not hang discovery
+SYMBOLS_PER_CONNECTION = 500  # no ticker cap is documented; keep frames and fan-in moderate
+FUTURE_TYPES = ("perpetual_futures", "futures")
+OPTION_TYPES = ("call_options", "put_options")
+
+_IGNORED = Control(IGNORED)
+_PONG = Control(PONG)
+_OPTION_RE = re.compile(r"^([CP])-([A-Z0-9]+)-(\d+(?:\.\d+)?)-(\d{6})$")
+
+
+# -- symbols ---------------------------------------------------------------------------
+
+
+def parse_option_symbol(symbol: str) -> dict[str, str] | None:
+    """'C-BTC-108200-211025' -> option_type/underlying/strike_price/expiry_date/expiry; None if not an option."""
+    m = _OPTION_RE.match(symbol)
+    if m is None:
+        return None
+    kind, underlying, strike, ddmmyy = m.groups()
+    try:
+        day = dt.date(2000 + int(ddmmyy[4:6]), int(ddmmyy[2:4]), int(ddmmyy[0:2]))
+    except ValueError:
+        return None
+    return {
+        "option_type": "CALL" if kind == "C" else "PUT",
+        "underlying": underlying,
+        "strike_price": strike,
+        "expiry_date": ddmmyy,
+        "expiry": day.isoformat(),
+    }
+
+
+def index_symbol(symbol: str) -> str:
+    """Delta's spot index for a pair: 'ETHUSD' -> '.DEETHUSD'; BTC is spelt XBT ('.DEXBTUSD')."""
+    if symbol.startswith("."):
+        return symbol
+    if symbol.startswith("BTC"):
+        symbol = "XBT" + symbol[3:]
+    return ".DE" + symbol
+
+
+# -- endpoints -------------------------------------------------------------------------
+
+
+def protocol_of(service: ServiceConfig) -> str:
+    return LEGACY if service.endpoint.endswith("legacy_ws") else COMPACT
+
+
+def rest_url(service: ServiceConfig) -> str:
+    """The REST base of the same region as the socket: <region>[_legacy]_ws -> <region>_rest."""
+    explicit = getattr(service, "rest_endpoint", None)  # an explicit `rest_endpoint` wins over the naming rule
+    if explicit:
+        return service.endpoints[explicit].rstrip("/")
+    name = service.endpoint
+    region = name.removesuffix("_ws").removesuffix("_legacy")
+    key = f"{region}_rest"
+    if key not in service.endpoints or not name.endswith("_ws"):
+        raise ConfigError(
+            f"exchanges.delta.services.{service.service_id}.endpoint",
+            f"{name!r} has no REST endpoint {key!r} beside it",
+            "<region>_ws or <region>_legacy_ws with <region>_rest in exchanges.delta.endpoints",
+        )
+    return service.endpoints[key].rstrip("/")
+
+
+# -- frame parsing ---------------------------------------------------------------------
+
+
+def _micros(value: Any, name: str) -> int:
+    """Epoch microseconds (int or digit string) -> epoch milliseconds."""
+    if type(value) is str and value.isdigit():
+        value = int(value)
+    if type(value) is not int or value <= 0:
+        raise ParseError("bad_type", f"{name} should be epoch microseconds, got {value!r:.40}")
+    return value // 1000
+
+
+def _put(fields: dict[str, str], key: str, value: Any, name: str) -> None:
+    if value is not None and value != "":
+        fields[key] = number_str(value, name)
+
+
+def _at(seq: Any, i: int) -> Any:
+    return seq[i] if isinstance(seq, list) and len(seq) > i else None
+
+
+def option_fields(symbol: str) -> dict[str, str]:
+    parsed = parse_option_symbol(symbol)
+    if parsed is None:
+        raise ParseError("bad_symbol", f"not an option symbol: {symbol!r:.60}")
+    return parsed
+
+
+def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
+    """One entry of a compact `ticker` frame's `d` list (see the doc's field key)."""
+    f: dict[str, str] = {}
+    ohlc = d.get("ohlc")
+    if ohlc is not None and not (isinstance(ohlc, list) and len(ohlc) == 4):
+        raise ParseError("bad_frame", f"ohlc should be [o,h,l,c], got {ohlc!r:.60}")
+    _put(f, "ltp", _at(ohlc, 3), "ohlc.close")
+    _put(f, "high_24h", _at(ohlc, 1), "ohlc.high")
+    _put(f, "low_24h", _at(ohlc, 2), "ohlc.low")
+    _put(f, "mark_price", d.get("m"), "m")
+    _put(f, "spot_price", spot, "sp")
+    _put(f, "open_interest", _at(d.get("oi"), 0), "oi.contracts")
+    _put(f, "turnover_24h", _at(d.get("to"), 0), "to.turnover")
+    q = d.get("q")
+    _put(f, "best_ask", _at(q, 0), "q.best_ask")
+    _put(f, "best_bid", _at(q, 2), "q.best_bid")
+    if kind == "options":
+        g = d.get("g")
+        for i, name in enumerate(("delta", "gamma", "rho", "theta", "vega")):
+            _put(f, name, _at(g, i), f"g.{name}")
+        qiv = d.get("qiv")
+        _put(f, "ask_iv", _at(qiv, 0), "qiv.ask_iv")
+        _put(f, "bid_iv", _at(qiv, 1), "qiv.bid_iv")
+        _put(f, "implied_volatility", _at(qiv, 2), "qiv.mark_iv")
+    return f
+
+
+def legacy_ticker_fields(d: dict, kind: str) -> dict[str, str]:
+    """A legacy `v2/ticker` frame, or a REST /v2/tickers row (same fields)."""
+    f: dict[str, str] = {}
+    _put(f, "ltp", d.get("close"), "close")
+    _put(f, "high_24h", d.get("high"), "high")
+    _put(f, "low_24h", d.get("low"), "low")
+    _put(f, "mark_price", d.get("mark_price"), "mark_price")
+    _put(f, "spot_price", d.get("spot_price"), "spot_price")
+    # Contracts, as the compact channel gives; `oi` (underlying units) only when that is all there is.
+    _put(f, "open_interest", d.get("oi_contracts", d.get("oi")), "oi_contracts")
+    _put(f, "volume_24h", d.get("volume"), "volume")
+    _put(f, "turnover_24h", d.get("turnover"), "turnover")
+    if kind == "futures":
+        _put(f, "funding_rate", d.get("funding_rate"), "funding_rate")
+    quotes = d.get("quotes")
+    q = quotes if isinstance(quotes, dict) else {}
+    _put(f, "best_bid", q.get("best_bid"), "quotes.best_bid")
+    _put(f, "best_ask", q.get("best_ask"), "quotes.best_ask")
+    if kind == "options":
+        greeks = d.get("greeks")
+        g = greeks if isinstance(greeks, dict) else {}
+        for name in ("delta", "gamma", "vega", "theta", "rho"):
+            _put(f, name, g.get(name), f"greeks.{name}")
+        _put(f, "implied_volatility", q.get("mark_iv"), "quotes.mark_iv")
+        _put(f, "bid_iv", q.get("bid_iv"), "quotes.bid_iv")
+        _put(f, "ask_iv", q.get("ask_iv"), "quotes.ask_iv")
+    return f
+
+
+def subscribe_frame(channels: dict[str, list[str]], op: str = "subscribe") -> str:
+    return json.dumps({"type": op, "payload": {"channels": [{"name": n, "symbols": s} for n, s in channels.items() if s]}})
+
+
+def _tokens(text: str) -> set[str]:
+    return {t.rstrip(".") for t in re.findall(r"[A-Za-z0-9_.\-]+", text)}
+
+
+class DeltaStream:
+    """One Delta socket: which symbols on which channels, and the frame dispatch.
+
+    `keys` maps an exchange symbol to its Redis key (they differ only for spot
+    indices: '.DEXBTUSD' is written as 'BTCUSD').
+    """
+
+    binary_ok = False
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        kind: str,
+        channels: dict[str, list[str]],
+        *,
+        protocol: str = COMPACT,
+        keys: dict[str, str] | None = None,
+        ping_interval: float | None = None,
+    ) -> None:
+        if kind not in ("spot", "futures", "options"):
+            raise ValueError(f"kind {kind!r}")
+        self.name = name
+        self.url = url
+        self.kind = kind
+        self.protocol = protocol
+        self.wire = CHANNELS[protocol]
+        self.channels = {self.wire[k]: list(v) for k, v in channels.items() if v}
+        self.keys = dict(keys or {})
+        for syms in self.channels.values():
+            for s in syms:
+                self.keys.setdefault(s, s)
+        self.ping_interval = ping_interval  # heartbeat is server-driven; no client ping needed
+        self._dropped: set[tuple[str, str]] = set()
+        self.reset()
+
+    def reset(self) -> None:
+        self._wanted = {n: [s for s in syms if (n, s) not in self._dropped] for n, syms in self.channels.items()}
+        self._has_ticker: set[str] = set()
+        self._funding: dict[str, str] = {}
+
+    def on_connect(self) -> list[str]:
+        self.reset()
+        frames = [ENABLE_HEARTBEAT]
+        if any(self._wanted.values()):
+            frames.append(subscribe_frame(self._wanted))
+        return frames
+
+    def ping_frame(self) -> str | None:
+        return None
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def parse(self, raw: str | bytes) -> list[Update] | Control:
+        try:
+            msg = json.loads(raw)
+        except ValueError as exc:
+            raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
+        if type(msg) is not dict:
+            raise ParseError("bad_frame", f"expected a JSON object, got {type(msg).__name__}")
+        kind = msg.get("type")
+        if kind == "ticker" and "d" in msg:
+            return self._compact_ticker(msg)
+        if kind == "v2/ticker" or (kind is None and "symbol" in msg and "mark_price" in msg):
+            return self._legacy_ticker(msg)  # the doc's example omits "type"; live frames carry it
+        if kind == "funding_rate":
+            return self._funding_rate(msg)
+        if kind in ("spot_price", "v2/spot_price"):
+            return self._index_price(msg)
+        if kind == "subscriptions":
+            return self._ack(msg)
+        if kind in ("heartbeat", "pong"):
+            return _PONG
+        if kind in ("unsubscribed", "disable_heartbeat", "enable_heartbeat"):
+            return _IGNORED
+        raise ParseError("unknown_frame", json.dumps(msg)[:160])
+
+    def _update(self, symbol: str, fields: dict[str, str], ts_ms: int) -> Update:
+        key = self.keys[symbol]
+        if self.kind == "options":
+            fields.update(option_fields(symbol))
+        else:
+            fields["original_symbol"] = symbol
+        if "ltp" in fields:
+            self._has_ticker.add(symbol)
+            funding = self._funding.pop(symbol, None)
+            if funding is not None and "funding_rate" not in fields:
+                fields["funding_rate"] = funding
+        return Update(key, fields, ts_ms)
+
+    def _compact_ticker(self, msg: dict) -> list[Update]:
+        ts = _micros(msg.get("ts"), "ts")
+        entries = msg.get("d")
+        if not isinstance(entries, list):
+            raise ParseError("bad_frame", "ticker d is not a list")
+        out = []
+        for d in entries:
+            if type(d) is not dict or type(d.get("s")) is not str:
+                raise ParseError("bad_frame", f"ticker entry without symbol: {d!r:.80}")
+            if d["s"] not in self.keys:
+                continue  # e.g. the rest of an option chain we did not ask for
+            fields = compact_ticker_fields(d, d.get("sp", msg.get("sp")), self.kind)
+            if self.kind == "spot":
+                fields["source"] = "spot"
+            out.append(self._update(d["s"], fields, ts))
+        return out
+
+    def _legacy_ticker(self, msg: dict) -> list[Update]:
+        symbol = msg.get("symbol")
+        if type(symbol) is not str:
+            raise ParseError("bad_type", f"symbol is {type(symbol).__name__}")
+        ts = _micros(msg.get("timestamp"), "timestamp")
+        if symbol not in self.keys:
+            return []
+        fields = legacy_ticker_fields(msg, self.kind)
+        if self.kind == "spot":
+            fields["source"] = "spot"
+        return [self._update(symbol, fields, ts)]
+
+    def _funding_rate(self, msg: dict) -> list[Update]:
+        if "fr" in msg:  # compact
+            symbol, rate, ts = msg.get("sy"), msg.get("fr"), msg.get("ts")
+        else:
+            symbol, rate, ts = msg.get("symbol"), msg.get("funding_rate"), msg.get("timestamp")
+        if type(symbol) is not str:
+            raise ParseError("bad_type", f"funding_rate symbol is {symbol!r:.40}")
+        ts_ms = _micros(ts, "funding_rate.ts")
+        if symbol not in self.keys or rate is None:
+            return []
+        value = number_str(rate, "funding_rate")
+        if symbol not in self._has_ticker:
+            self._funding[symbol] = value  # held until the first ticker: `ltp` goes in first
+            return []
+        return [Update(self.keys[symbol], {"funding_rate": value}, ts_ms)]
+
+    def _index_price(self, msg: dict) -> list[Update]:
+        if "sy" in msg:  # compact
+            symbol, price, ts_ms = msg.get("sy"), msg.get("p"), _micros(msg.get("ts"), "ts")
+        else:  # legacy v2/spot_price carries no time: use the receive time
+            symbol, price = msg.get("s", msg.get("symbol")), msg.get("p", msg.get("price"))
+            ts_ms = time.time_ns() // 1_000_000
+        if type(symbol) is not str:
+            raise ParseError("bad_type", f"spot_price symbol is {symbol!r:.40}")
+        if symbol not in self.keys:
+            return []
+        fields = {"ltp": number_str(price, "spot_price.p", positive=True), "source": "index"}
+        return [self._update(symbol, fields, ts_ms)]
+
+    def _ack(self, msg: dict) -> Control:
+        channels = msg.get("channels")
+        if not isinstance(channels, list):
+            raise ParseError("bad_frame", "subscriptions without a channels list")
+        items: list[str] = []
+        reasons: list[str] = []
+        resend: dict[str, list[str]] = {}
+        for ch in channels:
+            if not isinstance(ch, dict) or "error" not in ch:
+                continue
+            name, error = str(ch.get("name")), str(ch.get("error"))
+            wanted = self._wanted.get(name)
+            reasons.append(f"{name}: {error}")
+            if not wanted:
+                items.append(name)  # a channel we never asked for
+                continue
+            # The error text may name the offending symbols; if so keep the rest of the channel.
+            named = [s for s in wanted if s in _tokens(error)]
+            bad = named or list(wanted)
+            for s in bad:
+                wanted.remove(s)
+                self._dropped.add((name, s))
+                items.append(self.keys[s])
+            if named and wanted:
+                resend[name] = list(wanted)
+        if items:
+            frames = (subscribe_frame(resend),) if resend else ()
+            return Control(SUB_REJECTED, "; ".join(reasons)[:300], tuple(items), frames)
+        summary = ", ".join(f"{c.get('name')}({len(c.get('symbols') or ())})" for c in channels if isinstance(c, dict))
+        return Control(SUBSCRIBED, summary)
+
+
+# -- REST discovery --------------------------------------------------------------------
+
+
+def _result(body: Any, url: str) -> Any:
+    if not isinstance(body, dict) or body.get("success") is False or "result" not in body:
+        raise RestError(f"GET {url}: unexpected answer {str(body)[:120]}")
+    return body["result"]
+
+
+def fetch_products(session: requests.Session, rest: str, contract_types: Sequence[str], states: str = "live") -> list[dict]:
+    """Every product of the given types, following the `after` cursor."""
+    url = f"{rest}/v2/products"
+    params: dict[str, Any] = {"contract_types": ",".join(contract_types), "states": states, "page_size": PAGE_SIZE}
+    out: list[dict] = []
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        body = get_json(session, url, params)
+        rows = _result(body, url)
+        if not isinstance(rows, list):
+            raise RestError(f"GET {url}: result is not a list")
+        out.extend(r for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str))
+        after = (body.get("meta") or {}).get("after")
+        if not after or after in seen:
+            return out
+        seen.add(after)
+        params["after"] = after
+    raise RestError(f"GET {url}: more than {MAX_PAGES} pages")
+
+
+def fetch_tickers(session: requests.Session, rest: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
+    url = f"{rest}/v2/tickers"
+    params = {"contract_types": ",".join(contract_types)}
+    if underlying:
+        params["underlying_asset_symbols"] = underlying
+    rows = _result(get_json(session, url, params), url)
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def fetch_indices(session: requests.Session, rest: str) -> set[str]:
+    url = f"{rest}/v2/indices"
+    rows = _result(get_json(session, url), url)
+    return {r["symbol"] for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str)} if isinstance(rows, list) else set()
+
+
+def _live(product: dict, now: dt.datetime) -> bool:
+    if product.get("state", "live") != "live":
+        return False
+    settle = product.get("settlement_time")
+    if isinstance(settle, str) and settle:
+        try:
+            return dt.datetime.fromisoformat(settle.replace("Z", "+00:00")) > now
+        except ValueError:
+            return True
+    return True
+
+
+@dataclass(frozen=True)
+class ChainRule:
+    """Options to follow: per underlying, the nearest `expiries` expiries, strikes within ±`strike_range_pct` of spot."""
+
+    underlyings: tuple[str, ...] = ()
+    expiries: int = 2
+    strike_range_pct: float = 10.0
+
+    @classmethod
+    def from_config(cls, service: ServiceConfig) -> ChainRule:
+        sel = dict(service.selection)
+        path = f"exchanges.delta.services.{service.service_id}.selection"
+        unknown = set(sel) - {"underlyings", "expiries", "strike_range_pct"}
+        if unknown:
+            raise ConfigError(f"{path}.{sorted(unknown)[0]}", "unknown key", "underlyings, expiries, strike_range_pct")
+        und = sel.get("underlyings", [])
+        if not isinstance(und, list) or not all(isinstance(u, str) and u.isalnum() for u in und):
+            raise ConfigError(f"{path}.underlyings", f"expected a list of assets, got {und!r}", "e.g. [BTC, ETH]")
+        exp = sel.get("expiries", 2)
+        if not isinstance(exp, int) or isinstance(exp, bool) or not 1 <= exp <= 50:
+            raise ConfigError(f"{path}.expiries", f"expected an integer in 1..50, got {exp!r}", "1..50")
+        pct = sel.get("strike_range_pct", 10.0)
+        if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 < pct <= 1000:
+            raise ConfigError(f"{path}.strike_range_pct", f"expected a number in (0, 1000], got {pct!r}", "e.g. 10 for ±10%")
+        return cls(tuple(u.upper() for u in und), exp, float(pct))
+
+
+def select_chain(products: Iterable[dict], spots: dict[str, float], rule: ChainRule, now: dt.datetime) -> list[str]:
+    """Apply the chain rule to live option products; underlyings without a spot price are skipped."""
+    by_und: dict[str, dict[str, list[tuple[float, str]]]] = {}
+    for p in products:
+        sym = p["symbol"]
+        opt = parse_option_symbol(sym)
+        if opt is None or opt["underlying"] not in rule.underlyings or not _live(p, now):
+            continue
+        if opt["expiry"] < now.date().isoformat():
+            continue
+        by_und.setdefault(opt["underlying"], {}).setdefault(opt["expiry"], []).append((float(opt["strike_price"]), sym))
+    out: list[str] = []
+    for und, expiries in by_und.items():
+        spot = spots.get(und)
+        if not spot:
+            continue
+        lo, hi = spot * (1 - rule.strike_range_pct / 100), spot * (1 + rule.strike_range_pct / 100)
+        for expiry in sorted(expiries)[: rule.expiries]:
+            out.extend(sym for strike, sym in expiries[expiry] if lo <= strike <= hi)
+    return sorted(out)
+
+
+def spot_prices(session: requests.Session, rest: str, underlyings: Iterable[str]) -> dict[str, float]:
+    """Index price per underlying, read from its perpetual/futures tickers (`spot_price`)."""
+    out: dict[str, float] = {}
+    for und in underlyings:
+        for row in fetch_tickers(session, rest, FUTURE_TYPES, und):
+            try:
+                price = float(row.get("spot_price") or 0)
+            except (TypeError, ValueError):
+                continue
+            if price > 0:
+                out[und] = price
+                break
+    return out
+
+
+# -- feeds -----------------------------------------------------------------------------
+
+
+class _Plan:
+    """What the last discovery decided: channel -> exchange symbols, exchange symbol -> Redis key."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, list[str]] = {}
+        self.keys: dict[str, str] = {}
+
+
+def _validate(ctx: FeedContext, wanted: Iterable[str], listed: set[str], what: str) -> list[str]:
+    """Keep listed symbols; report each unlisted one once (stats.reject) and never subscribe it."""
+    ok = []
+    for sym in wanted:
+        if sym in listed:
+            ctx.stats.rejected.pop(sym, None)
+            ok.append(sym)
+        else:
+            ctx.stats.reject(sym, f"not a live {what} on Delta (unknown or expired); not subscribed")
+    return ok
+
+
+def _feed(ctx: FeedContext, kind: str, discover_plan: Any) -> list[Source]:
+    svc = ctx.service
+    protocol = protocol_of(svc)
+    rest = rest_url(svc)
+    plan = _Plan()
+
+    def discover(session: requests.Session) -> list[str]:
+        plan.channels, plan.keys = discover_plan(session, rest)
+        return sorted(set(plan.keys.values()))
+
+    def make_connections(_symbols: list[str]) -> list[WsConnection]:
+        streams = []
+        ticker = plan.channels.get("ticker", [])
+        others = {k: v for k, v in plan.channels.items() if k != "ticker"}
+        chunks = [ticker[i:i + SYMBOLS_PER_CONNECTION] for i in range(0, len(ticker), SYMBOLS_PER_CONNECTION)] or [[]]
+        for i, chunk in enumerate(chunks):
+            channels = {"ticker": chunk}
+            for name, syms in others.items():
+                channels[name] = [s for s in syms if s in chunk] if name == "funding" else (syms if i == 0 else [])
+            if any(channels.values()):
+                streams.append(DeltaStream(f"{kind}#{i}", svc.url, kind, channels, protocol=protocol, keys=plan.keys))
+        return [WsConnection(s, ctx.sink, ctx.stats, silence_timeout=svc.silence_timeout) for s in streams]
+
+    return [DiscoveredWsFeed(ctx, discover, make_connections, svc.poll_interval)]
+
+
+def build_futures(ctx: FeedContext) -> list[Source]:
+    """Perpetuals/futures: `ticker` + `funding_rate`; REST tickers add the 24 h volume the compact ticker lacks."""
+    seeded: set[str] = set()
+
+    def plan(session: requests.Session, rest: str) -> tuple[dict, dict]:
+        products = {p["symbol"]: p for p in fetch_products(session, rest, FUTURE_TYPES)}
+        now = dt.datetime.now(dt.UTC)
+        listed = {s for s, p in products.items() if _live(p, now)}
+        symbols = _validate(ctx, ctx.service.symbols, listed, "future")
+        perps = [s for s in symbols if products[s].get("contract_type") == "perpetual_futures"]
+        _volume_from_rest(ctx, session, rest, set(symbols), seeded)
+        return {"ticker": symbols, "funding": perps}, {s: s for s in symbols}
+
+    return _feed(ctx, "futures", plan)
+
+
+def _volume_from_rest(ctx: FeedContext, session: requests.Session, rest: str, symbols: set[str], seeded: set[str]) -> None:
+    recv_ms = time.time_ns() // 1_000_000
+    for row in fetch_tickers(session, rest, FUTURE_TYPES):
+        sym = row.get("symbol")
+        if sym not in symbols:
+            continue
+        try:
+            fields = legacy_ticker_fields(row, "futures")
+            ts_ms = _micros(row.get("timestamp"), "timestamp")
+        except ParseError as exc:
+            ctx.stats.error(exc.kind, f"REST ticker {sym}: {exc.detail}")
+            continue
+        if sym in seeded:
+            fields = {k: v for k, v in fields.items() if k == "volume_24h"}
+        elif "ltp" not in fields:
+            continue
+        else:
+            fields["original_symbol"] = sym
+            seeded.add(sym)
+        if fields:
+            ctx.sink.put(sym, fields, min(ts_ms, recv_ms), recv_ms)
+
+
+def build_options(ctx: FeedContext) -> list[Source]:
+    """Options: explicit symbols (validated) plus the chain the selection rule picks, rediscovered periodically."""
+    rule = ChainRule.from_config(ctx.service)
+
+    def plan(session: requests.Session, rest: str) -> tuple[dict, dict]:
+        now = dt.datetime.now(dt.UTC)
+        products = [p for p in fetch_products(session, rest, OPTION_TYPES) if _live(p, now)]
+        listed = {p["symbol"] for p in products}
+        symbols = set(_validate(ctx, ctx.service.symbols, listed, "option"))
+        if rule.underlyings:
+            spots = spot_prices(session, rest, rule.underlyings)
+            for und in rule.underlyings:
+                if und not in spots:
+                    ctx.stats.error("no_spot_price", f"no spot price for {und}; its chain is skipped this round", parse=False)
+            symbols.update(select_chain(products, spots, rule, now))
+        ordered = sorted(symbols)
+        return {"ticker": ordered}, {s: s for s in ordered}
+
+    return _feed(ctx, "options", plan)
+
+
+def build_spot(ctx: FeedContext) -> list[Source]:
+    """Spot: a live `spot` product of that name if Delta lists one, else the pair's spot index."""
+
+    def plan(session: requests.Session, rest: str) -> tuple[dict, dict]:
+        now = dt.datetime.now(dt.UTC)
+        spot = {p["symbol"] for p in fetch_products(session, rest, ("spot",)) if _live(p, now)}
+        indices = fetch_indices(session, rest)
+        tickers, index, keys = [], [], {}
+        for sym in ctx.service.symbols:
+            if sym in spot:
+                tickers.append(sym)
+                keys[sym] = sym
+            elif index_symbol(sym) in indices:
+                index.append(index_symbol(sym))
+                keys[index_symbol(sym)] = sym
+            else:
+                ctx.stats.reject(sym, f"neither a live spot market nor an index {index_symbol(sym)} on Delta; not subscribed")
+                continue
+            ctx.stats.rejected.pop(sym, None)
+        return {"ticker": tickers, "index": index}, keys
+
+    return _feed(ctx, "spot", plan)
