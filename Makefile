@@ -4,11 +4,11 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install system-deps run test lint sim status clean
+.PHONY: install system-deps test-deps run test lint sim bench status clean
 
 install: system-deps $(VENV)/.installed
 
-# Debian/Ubuntu packages the project needs: redis-server, and venv support for python3.
+# Debian/Ubuntu packages the project needs: redis-server and venv support for python3.
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
@@ -17,6 +17,11 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+# The panel's browser tests drive Debian's chromium; only `make test` needs it.
+test-deps:
+	@[ -x /usr/bin/chromium ] || { echo "installing Debian package: chromium"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +34,14 @@ run: install
 	@echo "panel: http://127.0.0.1:8080   control: $(VENV)/bin/supervisorctl -c supervisord.conf status"
 	$(VENV)/bin/supervisord -c supervisord.conf
 
-test: install
+test: install test-deps
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/python -m bench.bench $(BENCH_ARGS)
 
 sim: install
 	$(VENV)/bin/python -m tests.sim --port 8765

@@ -1,68 +1,159 @@
-"""JSON API (placeholder until the control-panel issue lands): health and per-feed status."""
+"""JSON API: status, service control, health, logs, prices, and the OpenAPI description."""
 
 from __future__ import annotations
 
-import xmlrpc.client
+from typing import Any
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, render_template, request
 
-from workers.runtime.sink import SYMBOL_INDEX, redis_client
-from workers.runtime.status import STATUS_KEY
-from workers.runtime.supervisor_rpc import supervisor_proxy
+from workers.runtime.config import Config
+from workers.runtime.sink import HISTORY, SYMBOL_INDEX
+
+from .auth import login_required_json, mutating
+from .openapi import openapi_spec
+from .snapshot import collect
+from .supervisor_client import SupervisorClient, SupervisorError
 
 api = Blueprint("api", __name__)
 
-
-def _processes() -> dict[str, dict] | None:
-    try:
-        rpc = supervisor_proxy(current_app.config["SUPERVISOR_URL"])
-        return {p["name"]: p for p in rpc.supervisor.getAllProcessInfo()}
-    except (OSError, xmlrpc.client.Error):
-        return None
+LOG_LINES_MAX = 1000
+LOG_BYTES_PER_LINE = 200
+PRICES_LIMIT_MAX = 500
+SPARK_POINTS = 60
 
 
-@api.get("/")
-def index():
-    return (
-        "<!doctype html><title>ltp</title><h1>ltp control panel</h1>"
-        "<p>The dashboard is not built yet. JSON: <a href='/api/status'>/api/status</a>, "
-        "<a href='/api/health'>/api/health</a>.</p>"
-    )
+def _config() -> Config:
+    return current_app.config["LTP"]
+
+
+def _redis() -> redis.Redis:
+    return current_app.extensions["ltp_redis"]
+
+
+def _supervisor() -> SupervisorClient:
+    return current_app.extensions["ltp_supervisor"]
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Any:
+    return jsonify({"error": code, "message": message, **extra}), status
+
+
+def _unknown_service(service_id: str) -> Any:
+    valid = sorted(_config().services)
+    return _error(404, "unknown_service", f"no configured service {service_id[:64]!r}", valid_ids=valid)
+
+
+class BadArgument(ValueError):
+    pass
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise BadArgument(f"{name} must be an integer in {lo}..{hi}")
+    return int(raw)
+
+
+@api.errorhandler(SupervisorError)
+def _supervisor_error(exc: SupervisorError) -> Any:
+    return jsonify(exc.as_dict()), exc.status
+
+
+@api.errorhandler(BadArgument)
+def _bad_argument(exc: BadArgument) -> Any:
+    return _error(400, "bad_request", str(exc))
+
+
+@api.errorhandler(redis.RedisError)
+def _redis_error(exc: redis.RedisError) -> Any:
+    return _error(503, "redis_unavailable", f"Redis is not reachable: {exc}")
 
 
 @api.get("/api/status")
-def status():
-    config = current_app.config["LTP"]
-    procs = _processes()
-    client = redis_client(config.redis_url)
-    services = []
-    try:
-        pipe = client.pipeline(transaction=False)
-        for svc in config.services.values():
-            pipe.hgetall(STATUS_KEY.format(service_id=svc.service_id))
-            pipe.scard(SYMBOL_INDEX.format(prefix=svc.redis_prefix))
-        replies = pipe.execute()
-        redis_ok = True
-    except redis.RedisError:
-        replies, redis_ok = [{}, 0] * len(config.services), False
-    for i, svc in enumerate(config.services.values()):
-        proc = (procs or {}).get(svc.service_id, {})
-        services.append({
-            "id": svc.service_id, "exchange": svc.exchange, "enabled": svc.enabled,
-            "process_state": proc.get("statename", "UNKNOWN"),
-            "feed": replies[2 * i], "data_points": replies[2 * i + 1],
-        })
-    return jsonify({"services": services, "redis": redis_ok, "supervisor": procs is not None})
+def status() -> Any:
+    return jsonify(collect(_config(), _redis(), _supervisor()))
+
+
+@api.post("/api/service/<service_id>/<any(start, stop, restart):action>")
+@mutating
+def control(service_id: str, action: str) -> Any:
+    if service_id not in _config().services:
+        return _unknown_service(service_id)
+    sup = _supervisor()
+    sup.act(service_id, action)
+    state = sup.info(service_id)["statename"]
+    return jsonify({"ok": True, "service": service_id, "action": action, "process_state": state})
 
 
 @api.get("/api/health")
-def health():
-    config = current_app.config["LTP"]
-    try:
-        redis_ok = bool(redis_client(config.redis_url).ping())
-    except redis.RedisError:
-        redis_ok = False
-    sup_ok = _processes() is not None
-    state = "healthy" if redis_ok and sup_ok else "unhealthy"
-    return jsonify({"status": state, "redis": redis_ok, "supervisor": sup_ok}), 200 if state == "healthy" else 503
+def health() -> Any:
+    snap = collect(_config(), _redis(), _supervisor())
+    reasons = []
+    if not snap["redis"]["ok"]:
+        reasons.append(f"redis unreachable: {snap['redis']['error']}")
+    if not snap["supervisor"]["ok"]:
+        reasons.append(f"supervisord unreachable: {snap['supervisor']['error']}")
+    stale = [s["id"] for s in snap["services"] if s["stale"]]
+    if stale:
+        reasons.append("stale feeds: " + ", ".join(stale))
+    state = "unhealthy" if not (snap["redis"]["ok"] and snap["supervisor"]["ok"]) else "degraded" if stale else "healthy"
+    body = {"status": state, "reasons": reasons, "redis": snap["redis"]["ok"], "supervisor": snap["supervisor"]["ok"],
+            "stale": stale, "running": [s["id"] for s in snap["services"] if s["process_state"] == "RUNNING"]}
+    return jsonify(body), 200 if state == "healthy" else 503
+
+
+@api.get("/api/service/<service_id>/log")
+@login_required_json
+def service_log(service_id: str) -> Any:
+    if service_id not in _config().services:
+        return _unknown_service(service_id)
+    lines = _int_arg("lines", 100, 1, LOG_LINES_MAX)
+    text = _supervisor().tail_log(service_id, lines * LOG_BYTES_PER_LINE)
+    rows = text.splitlines()
+    if rows and not text.startswith("\n") and len(text) >= lines * LOG_BYTES_PER_LINE:
+        rows = rows[1:]  # the first line was cut by the byte window
+    return jsonify({"service": service_id, "lines": rows[-lines:]})
+
+
+@api.get("/api/prices")
+def prices() -> Any:
+    prefix = request.args.get("prefix", "")
+    by_prefix = {s.redis_prefix: s for s in _config().services.values()}
+    if prefix not in by_prefix:
+        return _error(404, "unknown_prefix", f"no configured feed writes prefix {prefix[:64]!r}", valid_prefixes=sorted(by_prefix))
+    offset = _int_arg("offset", 0, 0, 10_000_000)
+    limit = _int_arg("limit", 50, 1, PRICES_LIMIT_MAX)
+    client = _redis()
+    symbols = sorted(client.smembers(SYMBOL_INDEX.format(prefix=prefix)))
+    page = symbols[offset: offset + limit]
+    pipe = client.pipeline(transaction=False)
+    for sym in page:
+        pipe.hgetall(f"{prefix}:{sym}")
+        pipe.lrange(HISTORY.format(prefix=prefix, symbol=sym), 0, SPARK_POINTS - 1)
+    replies = pipe.execute() if page else []
+    rows = []
+    for i, sym in enumerate(page):
+        fields, history = replies[2 * i], replies[2 * i + 1]
+        points = []
+        for item in reversed(history):  # stored newest first; sparklines read oldest first
+            ts, _, value = item.partition(":")
+            try:
+                points.append([int(ts), float(value)])
+            except ValueError:
+                continue
+        rows.append({"symbol": sym, "fields": fields, "history": points})
+    return jsonify({"prefix": prefix, "service": by_prefix[prefix].service_id, "total": len(symbols),
+                    "offset": offset, "limit": limit, "rows": rows})
+
+
+@api.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(openapi_spec())
+
+
+@api.get("/docs")
+def docs() -> Any:
+    return render_template("docs.html", spec=openapi_spec())

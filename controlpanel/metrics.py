@@ -1,0 +1,73 @@
+"""/metrics: per-feed figures read at scrape time from the same snapshot as /api/status, plus panel request counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from .snapshot import collect
+
+metrics = Blueprint("metrics", __name__)
+
+
+class FeedCollector:
+    """Builds feed metrics on demand, so nothing is cached that could go stale between scrapes."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        with self.app.app_context():
+            snap = collect(self.app.config["LTP"], self.app.extensions["ltp_redis"], self.app.extensions["ltp_supervisor"])
+        label = ["service", "exchange"]
+        fams: dict[str, Any] = {
+            "messages": CounterMetricFamily("ltp_feed_messages", "Frames received from the exchange", labels=label),
+            "reconnects": CounterMetricFamily("ltp_feed_reconnects", "Reconnects since the feed started", labels=label),
+            "parse_errors": CounterMetricFamily("ltp_feed_parse_errors", "Frames that could not be parsed", labels=label),
+            "redis_errors": CounterMetricFamily("ltp_feed_redis_errors", "Failed Redis writes", labels=label),
+            "age": GaugeMetricFamily("ltp_feed_last_update_age_seconds", "Seconds since the newest data", labels=label),
+            "points": GaugeMetricFamily("ltp_feed_data_points", "Instrument keys under the feed's prefix", labels=label),
+            "rate": GaugeMetricFamily("ltp_feed_messages_per_second", "Recent message rate", labels=label),
+            "up": GaugeMetricFamily("ltp_feed_running", "1 if supervisord reports the program RUNNING", labels=label),
+            "stale": GaugeMetricFamily("ltp_feed_stale", "1 if no update for longer than stale_after", labels=label),
+        }
+        for s in snap["services"]:
+            lv = [s["id"], s["exchange"]]
+            fams["messages"].add_metric(lv, s["messages_total"])
+            fams["reconnects"].add_metric(lv, s["reconnects"])
+            fams["parse_errors"].add_metric(lv, s["parse_errors"])
+            fams["redis_errors"].add_metric(lv, s["redis_errors"])
+            if s["last_update_age_s"] is not None:
+                fams["age"].add_metric(lv, s["last_update_age_s"])
+            fams["points"].add_metric(lv, s["data_points"])
+            fams["rate"].add_metric(lv, s["messages_per_s"])
+            fams["up"].add_metric(lv, 1 if s["process_state"] == "RUNNING" else 0)
+            fams["stale"].add_metric(lv, 1 if s["stale"] else 0)
+        yield from fams.values()
+        yield GaugeMetricFamily("ltp_redis_up", "1 if Redis answered", value=1 if snap["redis"]["ok"] else 0)
+        yield GaugeMetricFamily("ltp_supervisor_up", "1 if supervisord answered", value=1 if snap["supervisor"]["ok"] else 0)
+
+
+def init_metrics(app: Flask) -> None:
+    # A registry per app: several apps in one process (tests) never clash.
+    registry = CollectorRegistry()
+    registry.register(FeedCollector(app))
+    requests_total = Counter("ltp_panel_requests", "Panel HTTP requests", ["method", "endpoint", "status"], registry=registry)
+    app.extensions["ltp_metrics"] = registry
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        # The endpoint name, not the path, keeps label cardinality bounded.
+        requests_total.labels(request.method, request.endpoint or "unmatched", str(response.status_code)).inc()
+        return response
+
+    app.register_blueprint(metrics)
+
+
+@metrics.get("/metrics")
+def scrape() -> Response:
+    return Response(generate_latest(current_app.extensions["ltp_metrics"]), mimetype=CONTENT_TYPE_LATEST)

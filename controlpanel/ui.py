@@ -1,0 +1,22 @@
+"""The dashboard page (vanilla JS in static/, no build step) and its login redirect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
+
+from .auth import authenticated
+
+ui = Blueprint("ui", __name__)
+
+
+@ui.get("/")
+def index() -> Any:
+    if not authenticated():
+        return redirect(url_for("auth.login"))
+    config = current_app.config["LTP"]
+    exchanges: dict[str, list[str]] = {}
+    for svc in config.services.values():
+        exchanges.setdefault(svc.exchange, []).append(svc.service_id)
+    return render_template("index.html", exchanges=exchanges)
