@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import math
+import time
 import uuid
 from typing import Any
 
@@ -149,6 +150,9 @@ class BybitSession:
         }
         if self.category == "option":
             return self.sim.option_ticker_frame(inst.symbol, ts)
+        if self.sim.sim.probe:
+            # Latency probe: the price carries the send time (µs, modulo 10^9) for the benchmark to decode.
+            data["lastPrice"] = f"{(time.time_ns() // 1000) % 1_000_000_000 / 1000:.3f}"
         if self.category == "spot":
             data["usdIndexPrice"] = f(inst.price * 1.0001)
             return {"topic": f"tickers.{inst.symbol}", "ts": ts, "type": "snapshot", "cs": inst.update_id, "data": data}
@@ -322,7 +326,7 @@ class BybitSim(ExchangeSim):
         self.connects += 1
         self.connections.add(ws)
         session = BybitSession(self, category, ws)
-        publisher = asyncio.create_task(self._publish_loop(session))
+        publisher = asyncio.create_task(self.publish_loop(session))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -332,10 +336,21 @@ class BybitSim(ExchangeSim):
             self.connections.discard(ws)
         return ws
 
-    async def _publish_loop(self, session: BybitSession) -> None:
-        while not session.ws.closed:
-            await asyncio.sleep(1.0 / self.sim.rate_hz)
-            try:
-                await session.publish_once()
-            except ConnectionError:
-                return
+    async def blast(self, session: BybitSession) -> None:
+        """Benchmark mode (rate_hz <= 0): pre-built ticker frames, as fast as the socket takes them."""
+        if not session.tickers:
+            await asyncio.sleep(0.01)
+            return
+        frames = []
+        for _ in range(64):
+            ts = now_ms()
+            for symbol in session.tickers:
+                inst = self.instrument(session.category, symbol)
+                inst.step()
+                frames.append(json.dumps(session.ticker_frame(inst, ts, delta=False)))
+        ws = session.ws
+        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
+            for frame in frames:
+                await ws.send_str(frame)
+            self.frames_sent += len(frames)
+            await asyncio.sleep(0)  # let pings and control requests in

@@ -249,7 +249,7 @@ class DeltaSim(ExchangeSim):
         self.connects += 1
         self.connections.add(ws)
         session = DeltaSession(self, ws)
-        tasks = [asyncio.create_task(self._publish_loop(session)), asyncio.create_task(self._heartbeat_loop(session))]
+        tasks = [asyncio.create_task(self.publish_loop(session)), asyncio.create_task(self._heartbeat_loop(session))]
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -259,14 +259,6 @@ class DeltaSim(ExchangeSim):
                 t.cancel()
             self.connections.discard(ws)
         return ws
-
-    async def _publish_loop(self, session: DeltaSession) -> None:
-        while not session.ws.closed:
-            await asyncio.sleep(1.0 / self.sim.rate_hz)
-            try:
-                await session.publish_once()
-            except ConnectionError:
-                return
 
     async def _heartbeat_loop(self, session: DeltaSession) -> None:
         while not session.ws.closed:

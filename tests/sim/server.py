@@ -52,6 +52,28 @@ class ExchangeSim:
         return {"connections": len(self.connections), "connects": self.connects,
                 "frames_sent": self.frames_sent, "rest_requests": self.rest_requests}
 
+    async def publish_loop(self, session: Any) -> None:
+        """Publish at sim.rate_hz per topic; rate <= 0 hands over to `blast` (benchmarks)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while not session.ws.closed:
+            try:
+                if self.sim.rate_hz <= 0:
+                    await self.blast(session)
+                    due = loop.time()
+                    continue
+                # Deadline scheduling keeps the rate exact even at 1 kHz, where sleep() overshoots.
+                due += 1.0 / self.sim.rate_hz
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                await session.publish_once()
+            except ConnectionError:
+                return
+
+    async def blast(self, session: Any) -> None:
+        """As fast as possible; exchanges with a cheaper pre-built path override this."""
+        await session.publish_once()
+        await asyncio.sleep(0)
+
     async def drop_all(self) -> None:
         for ws in list(self.connections):
             await ws.close(code=1001, message=b"simulator drop")
@@ -77,7 +99,8 @@ class Simulator:
 
         self.host = host
         self.port = port
-        self.rate_hz = rate_hz
+        self.rate_hz = rate_hz  # updates per second per subscribed topic; <= 0 means as fast as possible
+        self.probe = False      # benchmark latency probe: prices carry their send time
         self.seed = seed
         from .delta import DeltaSim
 
@@ -153,6 +176,8 @@ class Simulator:
             await ex.drop_all()
         if "rate_hz" in body:
             self.rate_hz = float(body.pop("rate_hz"))
+        if "probe" in body:
+            self.probe = bool(body.pop("probe"))
         for key, value in body.items():
             if not hasattr(ex.faults, key):
                 return web.json_response({"error": f"unknown fault {key}"}, status=400)
