@@ -120,7 +120,7 @@ class BybitStream:
     def parse(self, raw: str | bytes) -> list[Update] | Control:
         try:
             msg = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder allows
             raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
         if type(msg) is not dict:
             raise ParseError("bad_frame", f"expected a JSON object, got {type(msg).__name__}")
@@ -145,7 +145,8 @@ class BybitStream:
             return _PONG
         if op == "subscribe" or msg.get("type") == "COMMAND_RESP":
             data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
-            failed = [t for t in data.get("failTopics") or () if isinstance(t, str)]
+            fail_topics = data.get("failTopics")
+            failed = [t for t in fail_topics if isinstance(t, str)] if isinstance(fail_topics, list) else []
             req_id = msg.get("req_id")
             if msg.get("success") is False:
                 reason = str(msg.get("ret_msg") or "subscription refused")
@@ -153,7 +154,8 @@ class BybitStream:
                 if topic:
                     return self._refused(reason, [topic], req_id)
                 # No topic named: the whole request is refused.
-                return self._refused(reason, list(self._requests.get(req_id) or failed or ["?"]), None)
+                batch = self._requests.get(req_id) if isinstance(req_id, str) else None
+                return self._refused(reason, list(batch or failed or ["?"]), None)
             if failed:
                 return self._refused("listed in failTopics", failed, None)
             ok = data.get("successTopics")
@@ -264,6 +266,8 @@ _LINEAR_TICKER_FIELDS = (
 
 def ms_to_iso(value: str, name: str) -> str:
     decimal_str(value, name)
+    if not (value.isascii() and value.isdigit() and len(value) <= 15):
+        raise ParseError("bad_value", f"{name} should be epoch milliseconds, got {value!r:.40}")
     return iso_ms(int(value))
 
 
@@ -395,7 +399,7 @@ def parse_option_symbol(symbol: str) -> dict[str, str]:
         raise ParseError("bad_symbol", f"not a Bybit option symbol: {symbol!r:.60}")
     base, expiry, strike, kind = parts[:4]
     day, month, year = expiry[:-5], expiry[-5:-2], expiry[-2:]
-    if not (day.isdigit() and month in _MONTHS and year.isdigit()):
+    if not (expiry.isascii() and day.isdigit() and month in _MONTHS and year.isdigit()):
         raise ParseError("bad_symbol", f"bad expiry in {symbol!r:.60}")
     decimal_str(strike, "strike", positive=True)
     return {

@@ -29,7 +29,7 @@ def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: b
 def number_str(value: Any, name: str, *, positive: bool = False) -> str:
     """A decimal string or a JSON number (some venues mix both) as a decimal string."""
     if type(value) in (int, float):
-        if not math.isfinite(value) or value < 0 and positive or (positive and value == 0):
+        if abs(value) > 1e300 or not math.isfinite(value) or value < 0 and positive or (positive and value == 0):
             raise ParseError("bad_value", f"{name} out of range: {value!r:.40}")
         # 15 significant digits drop float noise (0.010000000000000002 -> 0.01); "f" avoids exponents.
         return repr(value) if type(value) is int else format(Decimal(format(value, ".15g")), "f")

@@ -115,7 +115,7 @@ def rest_url(service: ServiceConfig) -> str:
 
 def _micros(value: Any, name: str) -> int:
     """Epoch microseconds (int or digit string) -> epoch milliseconds."""
-    if type(value) is str and value.isdigit():
+    if type(value) is str and value.isascii() and value.isdigit():
         value = int(value)
     if type(value) is not int or value <= 0:
         raise ParseError("bad_type", f"{name} should be epoch microseconds, got {value!r:.40}")
@@ -258,7 +258,7 @@ class DeltaStream:
     def parse(self, raw: str | bytes) -> list[Update] | Control:
         try:
             msg = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder allows
             raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
         if type(msg) is not dict:
             raise ParseError("bad_frame", f"expected a JSON object, got {type(msg).__name__}")
@@ -281,6 +281,8 @@ class DeltaStream:
 
     def _update(self, symbol: str, fields: dict[str, str], ts_ms: int) -> Update:
         key = self.keys[symbol]
+        if fields.get("ltp", "").startswith("-"):
+            raise ParseError("bad_value", f"{symbol}: negative last price {fields['ltp']!r:.40}")
         if self.kind == "options":
             fields.update(option_fields(symbol))
         else:
@@ -378,7 +380,8 @@ class DeltaStream:
         if items:
             frames = (subscribe_frame(resend),) if resend else ()
             return Control(SUB_REJECTED, "; ".join(reasons)[:300], tuple(items), frames)
-        summary = ", ".join(f"{c.get('name')}({len(c.get('symbols') or ())})" for c in channels if isinstance(c, dict))
+        summary = ", ".join(f"{c.get('name')}({len(c['symbols']) if isinstance(c.get('symbols'), list) else 0})"
+                            for c in channels if isinstance(c, dict))
         return Control(SUBSCRIBED, summary)
 
 

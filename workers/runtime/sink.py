@@ -108,6 +108,7 @@ class RedisSink:
                     delay = 0.1
                 except redis.RedisError as exc:
                     self._requeue(batch)
+                    self._indexed.clear()  # Redis may come back empty: re-add symbols to the index
                     self.stats.redis_errors += 1
                     if self.connected:
                         log.error("Redis write failed (%s); keeping the latest state per key and retrying", exc)
@@ -116,7 +117,7 @@ class RedisSink:
                         return
                     # Back off without spinning; a stop request cuts the wait short.
                     self._stopping.wait(delay)
-                    delay = min(delay * 2, 2.0)
+                    delay = min(delay * 2, 1.0)  # retry at least every second: back within 2 s of Redis
                     self._wakeup.set()
                     continue
             if self._stopping.is_set() and not self._pending:

@@ -21,6 +21,7 @@ from .timefmt import iso_ms
 log = logging.getLogger(__name__)
 
 STATUS_KEY = "service:status:{service_id}"
+STARTS_KEY = "service:starts:{service_id}"  # no TTL: how many times this feed's process has started
 REFRESH_S = 1.0
 TTL_S = 10
 STOPPED_TTL_S = 7 * 24 * 3600  # a clean stop stays readable (the panel shows "stopped")
@@ -31,6 +32,8 @@ class StatusReporter:
         self.stats = stats
         self.sink = sink
         self.key = STATUS_KEY.format(service_id=stats.service_id)
+        self.starts_key = STARTS_KEY.format(service_id=stats.service_id)
+        self._starts: int | None = None  # counted once, at the first publish Redis accepts
         self._client = redis_client(redis_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status", daemon=True)
@@ -56,6 +59,7 @@ class StatusReporter:
             "messages_total": str(s.messages_total),
             "messages_per_s": f"{self._rate:.1f}",
             "reconnects": str(s.reconnects),
+            "restarts": str(self._starts - 1) if self._starts else "",
             "parse_errors": str(s.parse_errors),
             "redis_errors": str(s.redis_errors),
             "writes_total": str(s.writes_total),
@@ -69,6 +73,8 @@ class StatusReporter:
 
     def publish(self, ttl: int = TTL_S) -> bool:
         try:
+            if self._starts is None:
+                self._starts = int(self._client.incr(self.starts_key))
             pipe = self._client.pipeline(transaction=False)
             pipe.hset(self.key, mapping=self.snapshot())
             pipe.expire(self.key, ttl)

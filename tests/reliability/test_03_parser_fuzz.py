@@ -1,0 +1,198 @@
+"""Fault 3, property-based: no input makes an exchange parser raise anything but ParseError.
+
+Every stream kind the feeds use is fuzzed with arbitrary bytes, arbitrary JSON
+and structured-but-wrong frames (the right envelope with hostile field values).
+Whatever a parser returns must be usable by the runtime: a list of Updates with
+string fields and an int event time, or a Control.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workers.exchanges import bybit, delta
+from workers.runtime.model import Control, ParseError, Update
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+# Parser state (books, merged tickers) deliberately carries over between examples, as it does on a live socket.
+
+SYM = "BTCUSDT"
+OPT = "BTC-27DEC24-65000-C"
+DOPT = "C-BTC-65000-271224"
+
+
+def bybit_streams():
+    spot = bybit.SpotStream("spot", "ws://x", [SYM, "ETHUSDT"], book_top=True)
+    linear = bybit.LinearStream("linear", "ws://x", [SYM], depth=50, levels=5)
+    option = bybit.OptionStream("option", "ws://x", [OPT])
+    return {"bybit_spot": spot, "bybit_linear": linear, "bybit_option": option}
+
+
+def delta_streams():
+    out = {}
+    for proto in (delta.COMPACT, delta.LEGACY):
+        out[f"delta_spot_{proto}"] = delta.DeltaStream(
+            "s", "ws://x", "spot", {"ticker": ["BTC_USDT"], "index": [".DEXBTUSD"]}, protocol=proto,
+            keys={".DEXBTUSD": "BTCUSD"})
+        out[f"delta_futures_{proto}"] = delta.DeltaStream(
+            "f", "ws://x", "futures", {"ticker": ["BTCUSD"], "funding": ["BTCUSD"]}, protocol=proto)
+        out[f"delta_options_{proto}"] = delta.DeltaStream("o", "ws://x", "options", {"ticker": [DOPT]}, protocol=proto)
+    return out
+
+
+STREAMS = {**bybit_streams(), **delta_streams()}
+
+
+def check(stream, raw: bytes) -> None:
+    """The contract: ParseError or a well-formed result."""
+    try:
+        result = stream.parse(raw)
+    except ParseError:
+        return
+    if isinstance(result, Control):
+        assert all(isinstance(f, str) for f in result.frames)
+        return
+    assert isinstance(result, list), type(result)
+    for upd in result:
+        assert isinstance(upd, Update)
+        assert isinstance(upd.symbol, str) and type(upd.event_ts_ms) is int
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in upd.fields.items()), upd.fields
+        if "ltp" in upd.fields:  # NaN, infinite or negative prices never reach Redis
+            ltp = float(upd.fields["ltp"])
+            assert math.isfinite(ltp) and ltp >= 0 and not upd.fields["ltp"].startswith("-"), upd.fields
+
+
+@pytest.fixture(params=sorted(STREAMS))
+def stream(request):
+    s = STREAMS[request.param]
+    s.on_connect()  # the runtime always connects before it parses
+    return s
+
+
+# -- strategies ---------------------------------------------------------------------------
+
+scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30) | st.integers()
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+numbers_as_text = st.sampled_from(["NaN", "nan", "inf", "-inf", "-1", "0", "", " ", "1e999", "1e-999", "0x10", "1_000",
+                                   "²", "١٢٣", "１２", "1.5", "-0", "9" * 400, "12abc", "null"])
+hostile = scalars | numbers_as_text | st.lists(scalars, max_size=5) | st.dictionaries(st.text(max_size=5), scalars, max_size=4)
+json_values = st.recursive(scalars, lambda kids: st.lists(kids, max_size=6) | st.dictionaries(st.text(max_size=8), kids, max_size=6),
+                           max_leaves=30)
+
+
+def levels():
+    return st.lists(st.lists(hostile | numbers_as_text, min_size=0, max_size=3) | hostile, max_size=4) | hostile
+
+
+@st.composite
+def bybit_frames(draw):
+    """Bybit envelopes (data, acks, pongs) whose fields take hostile values."""
+    kind = draw(st.sampled_from(["ticker", "book", "book1", "option", "ack", "cmd", "pong"]))
+    if kind in ("ack", "cmd", "pong"):
+        msg = {"op": draw(st.sampled_from(["subscribe", "ping", "pong", "unsubscribe", "auth"]) | hostile),
+               "success": draw(hostile), "ret_msg": draw(hostile | st.just("error:handler not found,topic:tickers.X")),
+               "req_id": draw(hostile | st.sampled_from(["sub-0", "sub-1"])),
+               "data": draw(st.fixed_dictionaries({"failTopics": hostile, "successTopics": hostile}) | hostile)}
+        if kind == "cmd":
+            msg["type"] = "COMMAND_RESP"
+        return msg
+    topic = {"ticker": f"tickers.{SYM}", "book": f"orderbook.50.{SYM}", "book1": f"orderbook.1.{SYM}",
+             "option": f"tickers.{OPT}"}[kind]
+    fields = ["symbol", "s", "lastPrice", "markPrice", "indexPrice", "fundingRate", "nextFundingTime", "price24hPcnt",
+              "highPrice24h", "volume24h", "bidPrice", "delta", "u", "b", "a"]
+    data = {f: draw(hostile) for f in draw(st.lists(st.sampled_from(fields), unique=True))}
+    if draw(st.booleans()):
+        data["symbol" if kind != "book" and kind != "book1" else "s"] = OPT if kind == "option" else SYM
+    if kind.startswith("book"):
+        data["b"], data["a"] = draw(levels()), draw(levels())
+        data["u"] = draw(st.integers(-2, 5) | hostile)
+    return {"topic": draw(st.just(topic) | hostile), "type": draw(st.sampled_from(["snapshot", "delta"]) | hostile),
+            "ts": draw(st.integers(1, 2**63) | hostile), "data": draw(st.just(data) | hostile)}
+
+
+@st.composite
+def delta_frames(draw):
+    """Delta envelopes (compact and legacy tickers, funding, index, acks) with hostile values."""
+    kind = draw(st.sampled_from(["ticker", "v2/ticker", "funding_rate", "spot_price", "v2/spot_price", "subscriptions",
+                                 "heartbeat"]))
+    sym = draw(st.sampled_from(["BTCUSD", "BTC_USDT", DOPT, ".DEXBTUSD"]) | hostile)
+    ts = draw(st.integers(1, 2**63) | numbers_as_text | hostile)
+    if kind == "ticker":
+        entry = {"s": sym, "ohlc": draw(st.lists(hostile, max_size=5) | hostile), "m": draw(hostile),
+                 "oi": draw(st.lists(hostile, max_size=2) | hostile), "q": draw(st.lists(hostile, max_size=5) | hostile),
+                 "g": draw(st.lists(hostile, max_size=5) | hostile), "qiv": draw(st.lists(hostile, max_size=3) | hostile),
+                 "to": draw(st.lists(hostile, max_size=2) | hostile), "sp": draw(hostile)}
+        return {"type": "ticker", "sy": sym, "ts": ts, "sp": draw(hostile), "d": draw(st.just([entry]) | hostile)}
+    if kind == "v2/ticker":
+        return {"type": "v2/ticker", "symbol": sym, "timestamp": ts, "close": draw(hostile), "mark_price": draw(hostile),
+                "oi": draw(hostile), "quotes": draw(st.dictionaries(st.sampled_from(["best_bid", "best_ask", "mark_iv"]), hostile)
+                                                    | hostile),
+                "greeks": draw(st.dictionaries(st.sampled_from(["delta", "gamma"]), hostile) | hostile),
+                "funding_rate": draw(hostile)}
+    if kind == "funding_rate":
+        return draw(st.sampled_from([{"type": kind, "sy": sym, "fr": draw(hostile), "ts": ts},
+                                     {"type": kind, "symbol": sym, "funding_rate": draw(hostile), "timestamp": ts}]))
+    if kind in ("spot_price", "v2/spot_price"):
+        return {"type": kind, "sy" if kind == "spot_price" else "s": sym, "p": draw(hostile), "ts": ts}
+    if kind == "subscriptions":
+        chans = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["ticker", "v2/ticker", "funding_rate", "spot_price"])
+                                                | hostile, "symbols": hostile, "error": hostile | st.text(string.printable)})
+                         | hostile, max_size=3)
+        return {"type": kind, "channels": draw(chans | hostile)}
+    return {"type": draw(st.sampled_from(["heartbeat", "pong", "unsubscribed"]) | hostile)}
+
+
+# -- properties ---------------------------------------------------------------------------
+
+
+@FUZZ
+@given(raw=st.binary(max_size=300))
+def test_arbitrary_bytes(stream, raw):
+    check(stream, raw)
+
+
+@FUZZ
+@given(value=json_values)
+def test_arbitrary_json(stream, value):
+    check(stream, json.dumps(value).encode())
+
+
+@FUZZ
+@given(frame=bybit_frames() | delta_frames())
+def test_structured_but_wrong_frames(stream, frame):
+    check(stream, json.dumps(frame).encode())
+
+
+HOSTILE_EXAMPLES = [
+    b"[" * 100_000,                                   # nesting deeper than the JSON decoder's recursion limit
+    b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    b"\xff\xfe\x00garbage",                             # not UTF-8
+    b'{"topic":"tickers.BTCUSDT","ts":1,"type":"snapshot","data":{"symbol":"BTCUSDT","lastPrice":"1' + b"0" * 400 + b'"}}',
+    b'{"topic":"tickers.BTCUSDT","ts":1,"type":"snapshot","data":{"symbol":"BTCUSDT","lastPrice":"1","nextFundingTime":"1.5"}}',
+    b'{"type":"ticker","sy":"BTCUSD","ts":"\xc2\xb2","d":[]}',  # a Unicode digit where epoch micros belong
+    b'{"type":"funding_rate","sy":"BTCUSD","fr":1' + b"0" * 400 + b',"ts":1}',
+    b'{"type":"spot_price","sy":".DEXBTUSD","p":1' + b"0" * 400 + b',"ts":1}',
+    b'{"op":"subscribe","success":false,"ret_msg":"x","req_id":["unhashable"]}',
+    b'{"op":"subscribe","success":true,"data":{"failTopics":5}}',
+    b'{"type":"subscriptions","channels":[{"name":"ticker","symbols":5}]}',
+    b'{"type":"ticker","sy":"BTCUSD","ts":1,"d":[{"s":"BTCUSD","ohlc":[1,1,1,-5]}]}',  # negative last price
+    b'{"type":"ticker","sy":"C-BTC-65000-271224","ts":1,"d":[{"s":"C-BTC-65000-271224","ohlc":[1,1,1,"-0.5"]}]}',
+    b'{"type":"v2/ticker","symbol":"BTCUSD","timestamp":1,"close":-5,"mark_price":"1"}',
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_EXAMPLES, ids=range(len(HOSTILE_EXAMPLES)))
+def test_known_hostile_frames(stream, raw):
+    check(stream, raw)
+
+
+def test_option_symbol_with_unicode_digits_is_a_parse_error():
+    for text in ("BTC-²JAN25-65000-C", "BTC-1JAN²5-65000-C"):
+        with pytest.raises(ParseError):
+            bybit.parse_option_symbol(text)

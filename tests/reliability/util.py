@@ -1,0 +1,115 @@
+"""Helpers for the fault-injection tests: process probes, fresh-data checks, frame injection."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import redis
+
+from tests.harness import wait_for
+
+
+def threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def fresh(r: redis.Redis, keys: Iterable[str], since_ms: int) -> bool:
+    """Every key has been written (recv_ts) at or after `since_ms`."""
+    pipe = r.pipeline(transaction=False)
+    for k in keys:
+        pipe.hget(k, "recv_ts")
+    return all(v is not None and int(v) >= since_ms for v in pipe.execute())
+
+
+def time_until(predicate: Callable[[], object], timeout: float, since: float | None = None, interval: float = 0.02) -> float:
+    """Seconds from `since` (monotonic; default now) until `predicate()` holds; fails after `timeout`."""
+    start = time.monotonic() if since is None else since
+    wait_for(predicate, timeout - (time.monotonic() - start), interval)
+    return time.monotonic() - start
+
+
+def inject(sim, exchange: str, frames: list[str | bytes]) -> int:
+    """Send raw frames (text or binary) on every open simulator connection of `exchange`; returns how many connections."""
+    ex = sim.exchanges[exchange]
+
+    async def send() -> int:
+        conns = list(ex.connections)
+        for ws in conns:
+            for frame in frames:
+                if isinstance(frame, bytes):
+                    await ws.send_bytes(frame)
+                else:
+                    await ws.send_str(frame)
+        return len(conns)
+
+    return sim.call(send)
+
+
+def status(r: redis.Redis, sid: str) -> dict[str, str]:
+    return r.hgetall(f"service:status:{sid}")
+
+
+def parse_errors(r: redis.Redis, sid: str) -> int:
+    return int(status(r, sid).get("parse_errors") or 0)
+
+
+class Watcher:
+    """Poll something on a thread until stopped; collect what `check` returns (violations are raised at stop)."""
+
+    def __init__(self, check: Callable[[], None], interval: float = 0.02) -> None:
+        self.check = check
+        self.interval = interval
+        self.samples = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check()
+                self.samples += 1
+            except AssertionError as exc:
+                self.errors.append(str(exc))
+            except redis.RedisError:
+                pass  # Redis may be slowed or away on purpose
+            self._stop.wait(self.interval)
+
+    def assert_clean(self) -> None:
+        assert self.samples > 0, "the watcher never got a sample"
+        assert not self.errors, f"{len(self.errors)} violation(s), first: {self.errors[:3]}"
