@@ -196,7 +196,7 @@ function extras(f) {
   for (const [k, sym] of [["delta", "Δ"], ["gamma", "Γ"], ["vega", "ν"], ["theta", "Θ"]]) {
     if (f[k] !== undefined) out.push(`${sym} ${fmtNum(f[k], 3)}`);
   }
-  const iv = f.mark_iv ?? f.iv;
+  const iv = f.implied_volatility ?? f.mark_iv ?? f.iv;
   if (iv !== undefined) out.push(`IV ${fmtNum(iv, 2)}`);
   return out.join(" · ") || "–";
 }
@@ -235,7 +235,8 @@ function renderPrices(data) {
     const chTd = cell(tr, 2);
     setText(chTd, ch === undefined || ch === "" ? "–" : `${Number(ch) > 0 ? "+" : ""}${fmtNum(ch, 2)}%`);
     chTd.className = `num ${Number(ch) > 0 ? "up" : Number(ch) < 0 ? "down" : ""}`;
-    setText(cell(tr, 3), f.bid !== undefined ? `${fmtNum(f.bid)} / ${fmtNum(f.ask)}` : "–");
+    const bid = f.bid ?? f.best_bid, ask = f.ask ?? f.best_ask;  // spot/options vs futures field names
+    setText(cell(tr, 3), bid !== undefined || ask !== undefined ? `${fmtNum(bid)} / ${fmtNum(ask)}` : "–");
     setText(cell(tr, 4), extras(f));
     sparkline(cell(tr, 5).firstChild, r.history);
     setText(cell(tr, 6), f.recv_ts ? fmtAge((now - Number(f.recv_ts)) / 1000) : "–");
