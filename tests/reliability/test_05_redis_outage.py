@@ -63,13 +63,13 @@ def test_redis_outage_feeds_survive_and_every_symbol_is_back_within_2s(redis_ser
     for key in every_key:
         row = r.hgetall(key)
         assert float(row["ltp"]) > 0 and row["timestamp"] and int(row["recv_ts"]) >= back_at, (key, row)
-    # Known limit: fields a stream sends only in its snapshot (Bybit linear: original_symbol, index_price,
-    # funding_rate, open_interest, next_funding_time) stay missing in an *empty* restarted Redis until the
-    # next snapshot (reconnect). Recorded, not asserted; see the README's Reliability section.
+    # Fields a stream sends only in its snapshot (Bybit linear: original_symbol, index_price, funding_rate)
+    # are back too: the sink rewrites every key's full last state after an outage.
     missing = sorted({f for p, syms in FEEDS.values() for k in _keys(p, syms) for f in ("original_symbol", "index_price",
                       "funding_rate") if p == "bybit_futures" and f not in r.hgetall(k)})
     figures.record("5 Redis outage (bybit_futures_orderbook)", "snapshot-only fields missing after an empty restart",
                    ", ".join(missing) or "none", "")
+    assert not missing, missing
 
     for feed in FEEDS:
         assert int(status(r, feed)["redis_errors"]) >= 1

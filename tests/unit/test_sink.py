@@ -83,8 +83,9 @@ def test_redis_restart_mid_run_keeps_latest_state_and_recovers(redis_server):
     r = redis_server.client()
     sink = make_sink(redis_server)
     t = now_ms()
-    sink.put("A", {"ltp": "1"}, t, t)
-    wait_for(lambda: r.hget("t:A", "ltp") == "1")
+    sink.put("A", {"ltp": "1", "original_symbol": "A"}, t, t)
+    sink.put("C", {"ltp": "7"}, t, t)  # no update during the outage
+    wait_for(lambda: r.hget("t:A", "ltp") == "1" and r.hget("t:C", "ltp") == "7")
     redis_server.stop()
     for i in range(5000):  # an outage under load: memory stays one entry per key
         sink.put("A", {"ltp": str(i)}, t + i, t + i)
@@ -95,6 +96,9 @@ def test_redis_restart_mid_run_keeps_latest_state_and_recovers(redis_server):
     r = redis_server.client()
     wait_for(lambda: r.hget("t:A", "ltp") == "4999" and r.hget("t:B", "ltp") == "4999", 10)
     assert sink.stats.redis_errors >= 1 and sink.connected
+    # Redis came back empty: the full last state is rewritten, not only what changed meanwhile.
+    assert r.hget("t:A", "original_symbol") == "A" and r.hget("t:C", "ltp") == "7"
+    assert r.smembers("ltp:symbols:t") == {"A", "B", "C"}
     sink.close()
 
 

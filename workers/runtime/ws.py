@@ -9,6 +9,8 @@ parser state (books, merged tickers) start clean on each connection.
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import threading
 import time
 from typing import Protocol
@@ -132,6 +134,12 @@ class WsConnection:
             self._stopping.wait(delay)
 
     def _on_open(self, app: websocket.WebSocketApp) -> None:
+        # The default timeout bounded the connect; kept on the open socket it would make every
+        # recv a poll()+recv pair. Silence is the watchdog's job; SO_SNDTIMEO bounds a stuck send.
+        raw = app.sock.sock if app.sock is not None else None
+        if raw is not None:
+            raw.settimeout(None)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(self.connect_timeout), 0))
         self._connected = True
         self._last_frame = self._last_ping = time.monotonic()
         frames = self.stream.on_connect()
