@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workers.exchanges.common import decimal_str
+from workers.exchanges.common import decimal_str, describe, loads
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.config import ConfigError
 from workers.runtime.model import (
@@ -119,7 +119,7 @@ class BybitStream:
 
     def parse(self, raw: str | bytes) -> list[Update] | Control:
         try:
-            msg = json.loads(raw)
+            msg = loads(raw)
         except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder allows
             raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
         if type(msg) is not dict:
@@ -162,7 +162,7 @@ class BybitStream:
             return Control(SUBSCRIBED, f"{len(ok)} topic(s)" if isinstance(ok, list) else self.name)
         if op in ("unsubscribe", "auth"):
             return _IGNORED
-        raise ParseError("unknown_frame", f"{json.dumps(msg)[:160]}")
+        raise ParseError("unknown_frame", describe(msg))
 
 
 def symbol_of(data: dict, key: str, topic_symbol: str) -> str:

@@ -6,7 +6,16 @@ import math
 from decimal import Decimal
 from typing import Any
 
+# orjson decodes a ticker frame ~3x faster than the stdlib, and decoding is the largest
+# single cost per frame in every feed. Its errors subclass ValueError, like json's.
+from orjson import loads  # noqa: E402,F401 - re-exported for the exchange modules
+
 from workers.runtime.model import ParseError
+
+
+def describe(msg: dict) -> str:
+    """A short, always-safe description of an unexpected frame (its keys; values may nest deeply)."""
+    return "object with keys " + ", ".join(sorted(str(k)[:40] for k in msg)[:12])
 
 
 def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: bool = False) -> str:

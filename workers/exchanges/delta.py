@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from workers.exchanges.common import number_str
+from workers.exchanges.common import describe, loads, number_str
 from workers.runtime.config import ConfigError, ServiceConfig
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
@@ -257,7 +257,7 @@ class DeltaStream:
 
     def parse(self, raw: str | bytes) -> list[Update] | Control:
         try:
-            msg = json.loads(raw)
+            msg = loads(raw)
         except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder allows
             raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
         if type(msg) is not dict:
@@ -277,7 +277,7 @@ class DeltaStream:
             return _PONG
         if kind in ("unsubscribed", "disable_heartbeat", "enable_heartbeat"):
             return _IGNORED
-        raise ParseError("unknown_frame", json.dumps(msg)[:160])
+        raise ParseError("unknown_frame", describe(msg))
 
     def _update(self, symbol: str, fields: dict[str, str], ts_ms: int) -> Update:
         key = self.keys[symbol]
