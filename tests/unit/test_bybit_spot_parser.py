@@ -86,11 +86,16 @@ def test_subscribe_requests_respect_spot_limit_of_10_args():
     assert len({f["req_id"] for f in frames}) == len(frames)
 
 
-def test_many_symbols_are_sharded_over_connections():
-    streams = bybit.spot_streams("ws://x", [f"S{i:04d}USDT" for i in range(450)], book_top=True)
+def test_many_symbols_are_sharded_within_21000_chars_per_connection_with_their_topics_together():
+    symbols = [f"S{i:04d}USDT" for i in range(1200)]
+    streams = bybit.spot_streams("ws://x", symbols, book_top=True)
     assert len(streams) == 3
-    assert sum(len(s.topics) for s in streams) == 900
-    assert all(len(s.topics) <= bybit.MAX_ARGS_PER_CONNECTION["spot"] for s in streams)
+    assert sum(len(s.topics) for s in streams) == 2400
+    for s in streams:
+        assert len(json.dumps(s.topics, separators=(",", ":"))) <= bybit.MAX_ARGS_CHARS_PER_CONNECTION
+        mine = {t.rsplit(".", 1)[1] for t in s.topics}
+        assert all(f"tickers.{sym}" in s.topics and f"orderbook.1.{sym}" in s.topics for sym in mine)
+    assert len(bybit.spot_streams("ws://x", symbols[:500], book_top=False)) == 1
 
 
 def ticker(**data) -> bytes:

@@ -17,7 +17,10 @@ Facts (see NOTES in the issue tracker and bybit-exchange/docs):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
+
+from orjson import dumps
 
 from workers.exchanges.common import decimal_str, describe, loads
 from workers.runtime.book import BookError, OrderBook
@@ -36,7 +39,8 @@ from workers.runtime.poll import RestError, get_json
 from workers.runtime.timefmt import iso_ms
 
 MAX_ARGS_PER_REQUEST = {"spot": 10, "linear": 200, "option": 200}
-MAX_ARGS_PER_CONNECTION = {"spot": 400, "linear": 400, "option": 2000}
+# Only options cap the args count per connection; every category caps their length (21,000 chars).
+MAX_ARGS_PER_CONNECTION = {"spot": 10**9, "linear": 10**9, "option": 2000}
 MAX_ARGS_CHARS_PER_CONNECTION = 21_000
 PING_FRAME = '{"op":"ping"}'
 
@@ -49,19 +53,22 @@ def percent_from_fraction(value: str) -> str:
     return f"{float(value) * 100:.6g}"
 
 
-def shard_topics(topics: list[str], category: str) -> list[list[str]]:
-    """Split topics over connections within Bybit's per-connection limits."""
+def shard_symbols(symbols: list[str], topics_of: Callable[[str], list[str]], category: str) -> list[list[str]]:
+    """Split symbols over connections within Bybit's per-connection limits (args count and
+    serialized length); a symbol's topics stay on one connection, whose parser joins them."""
     cap = MAX_ARGS_PER_CONNECTION[category]
     shards: list[list[str]] = [[]]
-    chars = 0
-    for topic in topics:
-        cost = len(topic) + 3  # quotes and comma in the serialized args array
-        if len(shards[-1]) >= cap or chars + cost > MAX_ARGS_CHARS_PER_CONNECTION:
+    args = chars = 0
+    for symbol in symbols:
+        topics = topics_of(symbol)
+        cost = sum(len(t) + 3 for t in topics)  # quotes and comma in the serialized args array
+        if shards[-1] and (args + len(topics) > cap or chars + cost > MAX_ARGS_CHARS_PER_CONNECTION):
             shards.append([])
-            chars = 0
-        shards[-1].append(topic)
+            args = chars = 0
+        shards[-1].append(symbol)
+        args += len(topics)
         chars += cost
-    return [s for s in shards if s]
+    return shards
 
 
 def batches(topics: list[str], category: str) -> list[list[str]]:
@@ -245,8 +252,7 @@ class SpotStream(BybitStream):
 
 def spot_streams(url: str, symbols: list[str], *, book_top: bool = True, ping_interval: float = 20.0) -> list[SpotStream]:
     """As many spot connections as Bybit's per-connection limits require."""
-    per_conn = MAX_ARGS_PER_CONNECTION["spot"] // (2 if book_top else 1)
-    chunks = [symbols[i:i + per_conn] for i in range(0, len(symbols), per_conn)] or [[]]
+    chunks = shard_symbols(symbols, lambda s: [f"tickers.{s}"] + ([f"orderbook.1.{s}"] if book_top else []), "spot")
     return [
         SpotStream(f"spot#{i}", url, chunk, book_top=book_top, ping_interval=ping_interval)
         for i, chunk in enumerate(chunks)
@@ -360,7 +366,7 @@ class LinearStream(BybitStream):
         if symbol not in self._has_ticker:
             return []
         bids, asks = book.top(self.levels)
-        fields = {"bids": json.dumps(bids, separators=(",", ":")), "asks": json.dumps(asks, separators=(",", ":")),
+        fields = {"bids": dumps(bids).decode(), "asks": dumps(asks).decode(),
                   "update_id": str(u)}
         if bids:
             fields["best_bid"], fields["bid_size"] = bids[0]
@@ -373,8 +379,7 @@ class LinearStream(BybitStream):
 
 def linear_streams(url: str, symbols: list[str], *, depth: int = 50, levels: int = 10,
                    ping_interval: float = 20.0) -> list[LinearStream]:
-    per_conn = MAX_ARGS_PER_CONNECTION["linear"] // 2
-    chunks = [symbols[i:i + per_conn] for i in range(0, len(symbols), per_conn)] or [[]]
+    chunks = shard_symbols(symbols, lambda s: [f"tickers.{s}", f"orderbook.{depth}.{s}"], "linear")
     return [LinearStream(f"linear#{i}", url, c, depth=depth, levels=levels, ping_interval=ping_interval)
             for i, c in enumerate(chunks)]
 
@@ -443,10 +448,8 @@ class OptionStream(BybitStream):
 
 
 def option_streams(url: str, symbols: list[str], *, ping_interval: float = 20.0) -> list[OptionStream]:
-    topics = [f"tickers.{s}" for s in symbols]
-    shards = shard_topics(topics, "option")
-    return [OptionStream(f"option#{i}", url, [t.partition(".")[2] for t in shard], ping_interval=ping_interval)
-            for i, shard in enumerate(shards)]
+    shards = shard_symbols(symbols, lambda s: [f"tickers.{s}"], "option")
+    return [OptionStream(f"option#{i}", url, shard, ping_interval=ping_interval) for i, shard in enumerate(shards)]
 
 
 SELECTION_KEYS = ("underlyings", "expiries", "strike_range_pct", "settle_coins")

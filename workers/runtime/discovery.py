@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 from .feed import FeedContext, Source
 from .poll import RestError, RestPoller
 
 log = logging.getLogger(__name__)
 
-Discover = Callable[[requests.Session], Sequence[str]]
+Discover = Callable[["requests.Session"], Sequence[str]]
 MakeConnections = Callable[[list[str]], Sequence[Source]]
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:  # imported lazily below: feeds without REST save its ~6 MB of RSS
+    import requests
 
 from .backoff import Backoff
 from .stats import FeedStats
@@ -28,6 +29,8 @@ class RestError(Exception):
 
 def get_json(session: requests.Session, url: str, params: dict | None = None, timeout: float = 10.0) -> Any:
     """GET and decode JSON; every failure becomes a RestError with a short reason."""
+    import requests
+
     try:
         resp = session.get(url, params=params, timeout=timeout)
     except requests.RequestException as exc:
@@ -67,6 +70,8 @@ class RestPoller:
         self.interval = interval
         self.stats = stats
         self.backoff = backoff or Backoff(initial=1.0, maximum=60.0)
+        import requests
+
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "ltp-market-data/1"
         self._first_now = run_first_immediately
