@@ -46,13 +46,9 @@ def fill_redis(client, prefixes: list[str], keys: int) -> None:
     pipe.execute()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=500)
-    ap.add_argument("--keys", type=int, default=50_000)
-    args = ap.parse_args()
+def measure(requests_n: int = 500, keys: int = 50_000) -> dict:
+    """Time /api/status (and, as the same-run baseline, the static /openapi.json) over real HTTP."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log lines
-
     redis_server = RedisServer().start()
     sv = Supervisor(sim_config(redis_server.url, free_port()), redis_server.url)
     # Filler programs so supervisord reports PROGRAMS processes whatever the repo's conf holds today.
@@ -66,42 +62,52 @@ def main() -> None:
         sv.start()
         config = load_config(sv.config_path)
         client = redis_server.client()
-        fill_redis(client, [s.redis_prefix for s in config.services.values()], args.keys)
+        fill_redis(client, [s.redis_prefix for s in config.services.values()], keys)
         nprog = len(sv.rpc().supervisor.getAllProcessInfo())
         app = create_app(config, sv.server_url, settings=PanelSettings())
         port = free_port()
         server = make_server("127.0.0.1", port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        url = f"http://127.0.0.1:{port}/api/status"
         session = requests.Session()
-        for _ in range(20):
-            session.get(url).raise_for_status()
-        http_ms, inproc_ms = [], []
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            session.get(url).raise_for_status()
-            http_ms.append((time.perf_counter() - t0) * 1000)
-        tc = app.test_client()
-        for _ in range(args.requests):
-            t0 = time.perf_counter()
-            tc.get("/api/status")
-            inproc_ms.append((time.perf_counter() - t0) * 1000)
-        body = session.get(url).json()
 
-        def q(xs: list[float], p: float) -> float:
-            return sorted(xs)[int(p * (len(xs) - 1))]
+        def timed(path: str) -> list[float]:
+            url = f"http://127.0.0.1:{port}{path}"
+            for _ in range(20):
+                session.get(url).raise_for_status()
+            out = []
+            for _ in range(requests_n):
+                t0 = time.perf_counter()
+                session.get(url).raise_for_status()
+                out.append((time.perf_counter() - t0) * 1000)
+            return sorted(out)
 
-        print(f"programs={nprog} services={len(body['services'])} redis_keys={client.dbsize()} "
-              f"data_points={body['summary']['data_points']} requests={args.requests}")
-        print(f"HTTP (werkzeug threaded server, keep-alive client): median={statistics.median(http_ms):.2f} ms "
-              f"p90={q(http_ms, 0.9):.2f} ms p99={q(http_ms, 0.99):.2f} ms")
-        print(f"in-process (Flask test client):                   median={statistics.median(inproc_ms):.2f} ms "
-              f"p90={q(inproc_ms, 0.9):.2f} ms")
+        status_ms, static_ms = timed("/api/status"), timed("/openapi.json")
+        body = session.get(f"http://127.0.0.1:{port}/api/status").json()
+        return {
+            "programs": nprog, "services": len(body["services"]), "keys": client.dbsize(),
+            "data_points": body["summary"]["data_points"], "requests": requests_n,
+            "median_ms": statistics.median(status_ms), "p90_ms": status_ms[int(0.9 * (len(status_ms) - 1))],
+            "p99_ms": status_ms[int(0.99 * (len(status_ms) - 1))],
+            "baseline": f"static /openapi.json median {statistics.median(static_ms):.1f} ms",
+            "baseline_median_ms": statistics.median(static_ms),
+        }
     finally:
         if server:
             server.shutdown()
         sv.stop()
         redis_server.cleanup()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--keys", type=int, default=50_000)
+    args = ap.parse_args()
+    r = measure(args.requests, args.keys)
+    print(f"programs={r['programs']} services={r['services']} redis_keys={r['keys']} "
+          f"data_points={r['data_points']} requests={r['requests']}")
+    print(f"/api/status over HTTP: median={r['median_ms']:.2f} ms p90={r['p90_ms']:.2f} ms p99={r['p99_ms']:.2f} ms; "
+          f"{r['baseline']}")
 
 
 if __name__ == "__main__":

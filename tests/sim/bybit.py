@@ -36,8 +36,18 @@ class _Book:
         self.seq = 0
 
     def next(self, inst: Instrument) -> tuple[dict[str, str], dict[str, str]]:
-        bids, asks = inst.book(self.depth)
-        return dict(map(tuple, bids)), dict(map(tuple, asks))
+        """The book after one step: levels follow the price; a few resting sizes change (as on
+        a real book, where a delta touches a handful of levels, not all of them)."""
+        if inst.rng.random() < 0.2:  # the mid moves a tick now and then
+            inst.price = max(inst.tick, inst.price + inst.tick * inst.rng.choice((-1, 1)))
+        fresh_bids, fresh_asks = inst.book(self.depth)
+        out = []
+        for fresh, old in ((fresh_bids, self.bids), (fresh_asks, self.asks)):
+            side = {p: old.get(p, s) for p, s in fresh}
+            for p in inst.rng.sample(list(side), min(3, len(side))):
+                side[p] = f"{inst.rng.uniform(0.01, 5):.3f}"
+            out.append(side)
+        return out[0], out[1]
 
     @staticmethod
     def diff(old: dict[str, str], new: dict[str, str]) -> list[list[str]]:

@@ -1,0 +1,74 @@
+"""Baseline client: websocket-client receive + json.loads and nothing else (no parsing to fields, no Redis).
+
+    python -m bench.bare_client URL SYMBOLS SECONDS [--probe] [--hset REDIS_URL]
+
+Prints one JSON line: frames, seconds, rate, and (with --probe) latency percentiles in µs.
+--hset adds the naive one-HSET-per-frame write, the design the sink replaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+
+import websocket
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("symbols", type=int)
+    ap.add_argument("seconds", type=float)
+    ap.add_argument("--probe", action="store_true")
+    ap.add_argument("--hset")
+    args = ap.parse_args()
+    symbols = [f"SIM{i:03d}USDT" for i in range(args.symbols)]
+    r = None
+    if args.hset:
+        import redis
+        r = redis.Redis.from_url(args.hset)
+    count = 0
+    lat: list[int] = []
+    started = 0.0
+
+    def on_open(ws: websocket.WebSocketApp) -> None:
+        nonlocal started
+        topics = [f"tickers.{s}" for s in symbols]
+        for i in range(0, len(topics), 10):
+            ws.send(json.dumps({"op": "subscribe", "args": topics[i:i + 10]}))
+        started = time.perf_counter()
+
+    def on_data(ws: websocket.WebSocketApp, raw: bytes, opcode: int, fin: bool) -> None:
+        nonlocal count
+        msg = json.loads(raw)
+        if "topic" not in msg:
+            return
+        count += 1
+        if args.probe:
+            sent = round(float(msg["data"]["lastPrice"]) * 1000)
+            lat.append(((time.time_ns() // 1000) - sent) % 1_000_000_000)
+        if r is not None:
+            d = msg["data"]
+            r.hset(f"bare:{d['symbol']}", mapping={"ltp": d["lastPrice"], "ts": str(msg["ts"])})
+
+    app = websocket.WebSocketApp(args.url, on_open=on_open, on_data=on_data)
+    threading.Timer(args.seconds + 1.0, app.close).start()
+    t = threading.Thread(target=lambda: app.run_forever(skip_utf8_validation=True), daemon=True)
+    t.start()
+    time.sleep(1.0)  # warm-up: connect, subscribe, first frames
+    lat.clear()
+    c0, t0 = count, time.perf_counter()
+    time.sleep(args.seconds)
+    c1, t1 = count, time.perf_counter()
+    out = {"frames": c1 - c0, "seconds": t1 - t0, "rate": (c1 - c0) / (t1 - t0)}
+    if lat:
+        lat.sort()
+        out["latency_us"] = {"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)], "max": lat[-1], "n": len(lat)}
+    print(json.dumps(out), flush=True)
+    app.close()
+
+
+if __name__ == "__main__":
+    main()

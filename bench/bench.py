@@ -1,0 +1,318 @@
+"""ltp benchmark: throughput, added latency, CPU per message, memory, order book, panel.
+
+    python -m bench.bench [--quick] [--out bench/results.md]
+
+Starts a private redis-server, the exchange simulator and one real feed process
+(`python -m workers.bybit_spot`), and prints a table. Every figure has a
+baseline measured in the same run (these machines are noisy): the bare
+websocket-client receive + json.loads rate of the same frames, redis-benchmark,
+a naive one-HSET-per-frame loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import requests
+import yaml
+
+from tests.harness import ROOT, RedisServer, free_port, wait_for
+
+PY = sys.executable
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sim:
+    def __init__(self) -> None:
+        self.port_file = Path(tempfile.mkdtemp(prefix="ltp-bench-")) / "sim.port"
+        self.proc = subprocess.Popen([PY, "-m", "tests.sim", "--port", "0", "--port-file", str(self.port_file)],
+                                     cwd=ROOT, stdout=subprocess.DEVNULL)
+        self.port = int(wait_for(lambda: self.port_file.exists() and self.port_file.read_text(), 15))
+        self.ws = f"ws://127.0.0.1:{self.port}/bybit/v5/public/spot"
+
+    def set(self, **kw) -> None:
+        requests.post(f"http://127.0.0.1:{self.port}/_sim/fault", json={"exchange": "bybit", **kw}, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def symbols(n: int) -> list[str]:
+    return [f"SIM{i:03d}USDT" for i in range(n)]
+
+
+class Feed:
+    """The real bybit_spot program, configured for the simulator."""
+
+    def __init__(self, sim: Sim, redis_url: str, n_symbols: int) -> None:
+        cfg = {"redis": {"url": redis_url, "history_len": 60}, "exchanges": {"bybit": {
+            "endpoints": {"spot_ws": sim.ws}, "services": {"bybit_spot": {
+                "endpoint": "spot_ws", "redis_prefix": "bybit_spot", "book_top": False, "symbols": symbols(n_symbols)}}}}}
+        path = Path(tempfile.mkdtemp(prefix="ltp-bench-")) / "exchanges.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.redis.delete("service:status:bybit_spot")
+        self.proc = subprocess.Popen([PY, "-m", "workers.bybit_spot"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                     env={**os.environ, "LTP_CONFIG": str(path), "LTP_LOG_LEVEL": "WARNING"})
+        wait_for(lambda: int(self.status().get("messages_total", 0)) > 0, 20)
+
+    def status(self) -> dict:
+        return self.redis.hgetall("service:status:bybit_spot")
+
+    def sample(self) -> tuple[int, float, float]:
+        """(messages_total, status time, cpu seconds), the first two from one status snapshot."""
+        before = self.status().get("updated_at")
+        st = wait_for(lambda: (s := self.status()).get("updated_at") != before and s, 5)
+        stamp = dt.datetime.fromisoformat(st["updated_at"].replace("Z", "+00:00")).timestamp()
+        return int(st["messages_total"]), stamp, proc_cpu_s(self.proc.pid)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(10)
+
+
+def bare(sim: Sim, n: int, seconds: float, *extra: str) -> dict:
+    out = subprocess.run([PY, "-m", "bench.bare_client", sim.ws, str(n), str(seconds), *extra], cwd=ROOT,
+                         capture_output=True, text=True, timeout=seconds + 30)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def redis_benchmark(port: int) -> dict:
+    def run(*args: str) -> float:
+        out = subprocess.run(["redis-benchmark", "-p", str(port), "-q", "-n", "100000", *args, "hset", "bench:k", "f", "v"],
+                             capture_output=True, text=True, timeout=120).stdout
+        return float(out.strip().split("requests per second")[0].split()[-1].replace(",", ""))
+    return {"hset_per_s": run(), "hset_pipelined16_per_s": run("-P", "16")}
+
+
+def bench_throughput(sim: Sim, redis_url: str, n: int, seconds: float) -> dict:
+    sim.set(rate_hz=0, probe=False)
+    base = bare(sim, n, seconds)
+    feed = Feed(sim, redis_url, n)
+    try:
+        time.sleep(1.0)
+        m0, t0, c0 = feed.sample()
+        time.sleep(seconds)
+        m1, t1, c1 = feed.sample()
+        last = feed.redis.hgetall(f"bybit_spot:{symbols(n)[-1]}")
+        assert last.get("ltp"), "the feed wrote nothing"
+        rate = (m1 - m0) / (t1 - t0)
+        return {"symbols": n, "bare_rate": base["rate"], "worker_rate": rate, "ratio": rate / base["rate"],
+                "cpu_us_per_msg": (c1 - c0) / max(1, m1 - m0) * 1e6, "rss_mb": proc_rss_mb(feed.proc.pid)}
+    finally:
+        feed.stop()
+        sim.set(rate_hz=5)
+
+
+def bench_latency(sim: Sim, redis_url: str, seconds: float) -> dict:
+    """10 symbols x 100 Hz = 1k frames/s, prices carry their send time; latency to the pub/sub message."""
+    sim.set(rate_hz=100, probe=True)
+    base = bare(sim, 10, seconds, "--probe")
+    feed = Feed(sim, redis_url, 10)
+    ps = feed.redis.pubsub()
+    ps.psubscribe("bybit_spot:*")
+    try:
+        time.sleep(1.0)
+        m0, t0, c0 = feed.sample()
+        while ps.get_message(timeout=0.01):  # what queued up meanwhile is not this window's latency
+            pass
+        lat: list[int] = []
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            msg = ps.get_message(timeout=0.1)
+            if msg and msg["type"] == "pmessage":
+                now_us = time.time_ns() // 1000
+                sent = round(float(json.loads(msg["data"])["ltp"]) * 1000)
+                lat.append((now_us - sent) % 1_000_000_000)
+        m1, t1, c1 = feed.sample()
+        lat.sort()
+        pick = lambda q: lat[min(len(lat) - 1, int(len(lat) * q))] / 1000  # noqa: E731 - ms
+        return {"frames_per_s": (m1 - m0) / (t1 - t0), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": lat[-1] / 1000,
+                "samples": len(lat), "bare_p50_ms": base["latency_us"]["p50"] / 1000,
+                "bare_p99_ms": base["latency_us"]["p99"] / 1000,
+                "cpu_us_per_msg": (c1 - c0) / max(1, m1 - m0) * 1e6}
+    finally:
+        ps.close()
+        feed.stop()
+        sim.set(rate_hz=5, probe=False)
+
+
+def bench_memory(sim: Sim, redis_url: str, seconds: float) -> dict:
+    """500 symbols x 2 Hz = 1k frames/s for `seconds`; RSS at start, end and peak."""
+    sim.set(rate_hz=2)
+    feed = Feed(sim, redis_url, 500)
+    try:
+        time.sleep(5)
+        start = proc_rss_mb(feed.proc.pid)
+        peak = start
+        end_at = time.monotonic() + seconds
+        while time.monotonic() < end_at:
+            time.sleep(5)
+            peak = max(peak, proc_rss_mb(feed.proc.pid))
+        end = proc_rss_mb(feed.proc.pid)
+        return {"seconds": seconds, "rss_start_mb": start, "rss_end_mb": end, "rss_peak_mb": peak,
+                "growth_mb": end - start, "messages": int(feed.status()["messages_total"])}
+    finally:
+        feed.stop()
+        sim.set(rate_hz=5)
+
+
+def bench_book(n_deltas: int = 20000) -> dict:
+    """Deltas per second for a 50-level book through LinearStream.parse, and json.loads alone as baseline."""
+    from tests.sim.bybit import _Book
+    from tests.sim.market import Instrument
+    from workers.exchanges.bybit import LinearStream
+
+    inst, sim_book = Instrument("BTCUSDT"), _Book(50)
+    frames = []
+    for i in range(n_deltas + 1):
+        bids, asks = sim_book.next(inst)
+        if i == 0:
+            b, a, kind = list(map(list, bids.items())), list(map(list, asks.items())), "snapshot"
+        else:
+            b, a, kind = _Book.diff(sim_book.bids, bids), _Book.diff(sim_book.asks, asks), "delta"
+        sim_book.bids, sim_book.asks = bids, asks
+        frames.append(json.dumps({"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1, "data": {
+            "s": "BTCUSDT", "b": b, "a": a, "u": i + 1, "seq": i + 1}}).encode())
+    stream = LinearStream("bench", "ws://x", ["BTCUSDT"], depth=50, levels=10)
+    stream.on_connect()
+    ticker = json.dumps({"topic": "tickers.BTCUSDT", "type": "snapshot", "ts": 1,
+                         "data": {"symbol": "BTCUSDT", "lastPrice": "1"}}).encode()
+    stream.parse(ticker)
+    t0 = time.perf_counter()
+    for f in frames:
+        out = stream.parse(f)
+        assert isinstance(out, list), out
+    parse_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for f in frames:
+        json.loads(f)
+    json_s = time.perf_counter() - t0
+    levels = sum(len(json.loads(f)["data"]["b"]) + len(json.loads(f)["data"]["a"]) for f in frames[1:101]) / 100
+    return {"deltas_per_s": len(frames) / parse_s, "json_only_per_s": len(frames) / json_s,
+            "ratio": json_s / parse_s, "levels_per_delta": levels}
+
+
+def bench_panel() -> dict:
+    """/api/status with 11 programs and 50k keys (bench/panel_status.py, its own Redis and supervisord)."""
+    from bench import panel_status
+
+    return panel_status.measure()
+
+
+def system_rss(redis_url: str, sim: Sim) -> dict:
+    """All feeds, panel and supervisord at rest (simulator at 5 Hz per topic), summed RSS."""
+    from tests.harness import Supervisor, sim_config
+
+    sv = Supervisor(sim_config(redis_url, sim.port, enabled=True), redis_url).start()
+    try:
+        time.sleep(15)
+        rpc = sv.rpc()
+        pids = [p["pid"] for p in rpc.supervisor.getAllProcessInfo() if p["pid"]]
+        per = {p["name"]: round(proc_rss_mb(p["pid"]), 1) for p in rpc.supervisor.getAllProcessInfo() if p["pid"]}
+        total = sum(proc_rss_mb(pid) for pid in pids) + proc_rss_mb(sv.proc.pid)
+        redis_pid = int(redis.Redis.from_url(redis_url).info("server")["process_id"])
+        return {"programs": len(pids), "total_mb": total + proc_rss_mb(redis_pid), "per_program_mb": per,
+                "supervisord_mb": proc_rss_mb(sv.proc.pid), "redis_mb": proc_rss_mb(redis_pid)}
+    finally:
+        sv.stop()
+
+
+def render(res: dict) -> str:
+    lines = [
+        f"## {res['date']} — {res['machine']}",
+        "",
+        f"Baselines: redis-benchmark HSET {res['redis']['hset_per_s']:,.0f}/s "
+        f"({res['redis']['hset_pipelined16_per_s']:,.0f}/s pipelined x16); naive one-HSET-per-frame loop "
+        f"{res['naive']['rate']:,.0f} frames/s.",
+        "",
+        "| figure | ltp | baseline (same run) | ratio | target |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for t in res["throughput"]:
+        lines.append(f"| throughput, {t['symbols']} symbol(s), frames/s | {t['worker_rate']:,.0f} | bare receive+json "
+                     f"{t['bare_rate']:,.0f} | {t['ratio']:.2f} | ≥ 0.50 |")
+    lat = res["latency"]
+    lines += [
+        f"| added latency p50 / p99 / max at {lat['frames_per_s']:,.0f} frames/s (sim send → pub/sub) | "
+        f"{lat['p50_ms']:.2f} / {lat['p99_ms']:.2f} / {lat['max_ms']:.2f} ms | bare receive {lat['bare_p50_ms']:.2f} / "
+        f"{lat['bare_p99_ms']:.2f} ms | p99 − bare p99 = {lat['p99_ms'] - lat['bare_p99_ms']:.2f} ms | p99 < 2 ms |",
+        f"| CPU per message at 1k frames/s | {lat['cpu_us_per_msg']:.1f} µs | — | — | < 25 µs |",
+    ]
+    mem = res["memory"]
+    lines.append(f"| worker RSS after {mem['seconds']:.0f} s at 1k frames/s, 500 symbols | {mem['rss_end_mb']:.1f} MB "
+                 f"(start {mem['rss_start_mb']:.1f}, peak {mem['rss_peak_mb']:.1f}) | — | growth {mem['growth_mb']:+.1f} MB | "
+                 "< 40 MB, no growth |")
+    if res.get("system"):
+        s = res["system"]
+        lines.append(f"| whole system RSS at rest ({s['programs']} programs + supervisord + redis) | {s['total_mb']:.0f} MB | "
+                     f"— | — | — |")
+    b = res["book"]
+    lines.append(f"| order book deltas/s, 50 levels (~{b['levels_per_delta']:.0f} levels/delta) | {b['deltas_per_s']:,.0f} | "
+                 f"json.loads alone {b['json_only_per_s']:,.0f} | {b['ratio']:.2f} | — |")
+    if res.get("panel"):
+        p = res["panel"]
+        lines.append(f"| panel /api/status, {p.get('programs', 11)} programs, {p.get('keys', 50000):,} keys | "
+                     f"median {p['median_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms | {p.get('baseline', '—')} | — | median < 20 ms |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short windows (memory 60 s instead of 300 s)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
+    ap.add_argument("--seconds", type=float, default=8.0, help="measurement window per throughput/latency figure")
+    args = ap.parse_args()
+
+    server = RedisServer(free_port()).start()
+    sim = Sim()
+    res: dict = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                 "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"}
+    try:
+        res["redis"] = redis_benchmark(server.port)
+        sim.set(rate_hz=0)
+        res["naive"] = bare(sim, 10, args.seconds, "--hset", server.url)
+        res["throughput"] = [bench_throughput(sim, server.url, n, args.seconds) for n in (1, 10, 500)]
+        res["latency"] = bench_latency(sim, server.url, args.seconds * 1.5)
+        res["memory"] = bench_memory(sim, server.url, 60 if args.quick else 300)
+        res["book"] = bench_book()
+        res["system"] = system_rss(server.url, sim)
+        res["panel"] = bench_panel()
+    finally:
+        sim.stop()
+        server.cleanup()
+    table = render(res)
+    print(table)
+    print(json.dumps(res, indent=1, default=str))
+    header = "# Benchmark results\n\nProduced by `make bench` (`python -m bench.bench`). Newest first.\n\n"
+    old = args.out.read_text() if args.out.exists() else ""
+    older = old[len(header):] if old.startswith(header) else ""
+    args.out.write_text(header + table + "\n" + older)
+
+
+if __name__ == "__main__":
+    main()
