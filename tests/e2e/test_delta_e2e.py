@@ -38,7 +38,7 @@ def test_three_feeds_fill_the_contract_and_report_unknown_symbols(redis_server, 
 
     fut = wait_for(lambda: (h := r.hgetall("delta_futures:BTCUSD")) and FUTURES <= h.keys() and h, 20)
     assert fut["original_symbol"] == "BTCUSD" and ISO_MS.match(fut["timestamp"])
-    assert float(fut["best_bid"]) < float(fut["best_ask"]) and float(fut["funding_rate"]) == 0.01
+    assert float(fut["best_bid"]) < float(fut["best_ask"]) and float(fut["funding_rate"]) == 0.0001
     wait_for(lambda: r.hget("delta_futures:ETHUSD", "ltp"), 10)
     rejected = wait_for(lambda: json.loads(_status(r, "delta_futures_ltp").get("rejected") or "{}"), 10)
     assert "NOSUCHUSD" in rejected and not r.exists("delta_futures:NOSUCHUSD")

@@ -71,13 +71,13 @@ def test_funding_waits_for_the_first_ticker_then_merges():
     s = stream("futures", funding=["BTCUSD"], ticker=["BTCUSD"])
     assert s.parse(sample("funding_rate_public")) == []
     [u] = s.parse(sample("ticker_public"))
-    assert u.fields["funding_rate"] == "0.01"
+    assert u.fields["funding_rate"] == "0.0001"  # Delta sends percent; stored as a fraction like Bybit
     [u] = s.parse(sample("funding_rate_public"))
-    assert u.fields == {"funding_rate": "0.01"} and u.event_ts_ms == 1775817617666
+    assert u.fields == {"funding_rate": "0.0001"} and u.event_ts_ms == 1775817617666
     legacy = stream("futures", delta.LEGACY, funding=["BTCUSD"], ticker=["BTCUSD"])
     legacy.parse(sample("v2_ticker"))
     [u] = legacy.parse(sample("funding_rate"))
-    assert float(u.fields["funding_rate"]) == pytest.approx(0.005701298078111892)
+    assert float(u.fields["funding_rate"]) == pytest.approx(0.00005701298078111892)
 
 
 def test_index_price_is_written_under_the_pair_name():

@@ -13,6 +13,11 @@ from orjson import loads  # noqa: E402,F401 - re-exported for the exchange modul
 from workers.runtime.model import ParseError
 
 
+def percent_to_fraction(value: str) -> str:
+    """'0.01' (percent, as Delta sends funding) -> '0.0001': every feed stores rates as fractions."""
+    return format(Decimal(value) / 100, "f")
+
+
 def describe(msg: dict) -> str:
     """A short, always-safe description of an unexpected frame (its keys; values may nest deeply)."""
     return "object with keys " + ", ".join(sorted(str(k)[:40] for k in msg)[:12])

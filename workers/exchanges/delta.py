@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from workers.exchanges.common import describe, loads, number_str
+from workers.exchanges.common import describe, loads, number_str, percent_to_fraction
 from workers.runtime.config import ConfigError, ServiceConfig
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
@@ -179,6 +179,8 @@ def legacy_ticker_fields(d: dict, kind: str) -> dict[str, str]:
     _put(f, "turnover_24h", d.get("turnover"), "turnover")
     if kind == "futures":
         _put(f, "funding_rate", d.get("funding_rate"), "funding_rate")
+        if "funding_rate" in f:
+            f["funding_rate"] = percent_to_fraction(f["funding_rate"])
     quotes = d.get("quotes")
     q = quotes if isinstance(quotes, dict) else {}
     _put(f, "best_bid", q.get("best_bid"), "quotes.best_bid")
@@ -285,8 +287,7 @@ class DeltaStream:
             raise ParseError("bad_value", f"{symbol}: negative last price {fields['ltp']!r:.40}")
         if self.kind == "options":
             fields.update(option_fields(symbol))
-        else:
-            fields["original_symbol"] = symbol
+        fields["original_symbol"] = symbol
         if "ltp" in fields:
             self._has_ticker.add(symbol)
             funding = self._funding.pop(symbol, None)
@@ -333,7 +334,7 @@ class DeltaStream:
         ts_ms = _micros(ts, "funding_rate.ts")
         if symbol not in self.keys or rate is None:
             return []
-        value = number_str(rate, "funding_rate")
+        value = percent_to_fraction(number_str(rate, "funding_rate"))  # Delta sends percent
         if symbol not in self._has_ticker:
             self._funding[symbol] = value  # held until the first ticker: `ltp` goes in first
             return []
