@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 
@@ -59,10 +60,11 @@ def main() -> None:
     t.start()
     time.sleep(1.0)  # warm-up: connect, subscribe, first frames
     lat.clear()
-    c0, t0 = count, time.perf_counter()
+    c0, t0, cpu0 = count, time.perf_counter(), sum(os.times()[:2])
     time.sleep(args.seconds)
-    c1, t1 = count, time.perf_counter()
-    out = {"frames": c1 - c0, "seconds": t1 - t0, "rate": (c1 - c0) / (t1 - t0)}
+    c1, t1, cpu1 = count, time.perf_counter(), sum(os.times()[:2])
+    out = {"frames": c1 - c0, "seconds": t1 - t0, "rate": (c1 - c0) / (t1 - t0),
+           "cpu_us_per_msg": (cpu1 - cpu0) / max(1, c1 - c0) * 1e6}
     if lat:
         lat.sort()
         out["latency_us"] = {"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)], "max": lat[-1], "n": len(lat)}
