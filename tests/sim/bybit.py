@@ -8,12 +8,11 @@ import json
 import math
 import time
 import uuid
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from .market import Instrument, now_ms
-from .server import ExchangeSim
+from .server import ExchangeSim, SimSession
 
 LISTED = {
     "spot": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT"] + [f"SIM{i:03d}USDT" for i in range(1000)],
@@ -34,13 +33,14 @@ class _Book:
         self.asks: dict[str, str] = {}
         self.u = 0
         self.seq = 0
+        self.offset = 0  # book mid relative to the last price, in ticks
 
     def next(self, inst: Instrument) -> tuple[dict[str, str], dict[str, str]]:
         """The book after one step: levels follow the price; a few resting sizes change (as on
         a real book, where a delta touches a handful of levels, not all of them)."""
-        if inst.rng.random() < 0.2:  # the mid moves a tick now and then
-            inst.price = max(inst.tick, inst.price + inst.tick * inst.rng.choice((-1, 1)))
-        fresh_bids, fresh_asks = inst.book(self.depth)
+        if inst.rng.random() < 0.2:  # the book drifts a tick now and then (the last price stays put)
+            self.offset = max(-3, min(3, self.offset + inst.rng.choice((-1, 1))))
+        fresh_bids, fresh_asks = inst.book(self.depth, self.offset)
         out = []
         for fresh, old in ((fresh_bids, self.bids), (fresh_asks, self.asks)):
             side = {p: old.get(p, s) for p, s in fresh}
@@ -56,20 +56,13 @@ class _Book:
         return out
 
 
-class BybitSession:
+class BybitSession(SimSession):
     def __init__(self, sim: BybitSim, category: str, ws: web.WebSocketResponse) -> None:
-        self.sim = sim
+        super().__init__(sim, ws)
         self.category = category
-        self.ws = ws
         self.conn_id = str(uuid.uuid4())
         self.tickers: dict[str, bool] = {}        # symbol -> snapshot sent (linear sends deltas after)
         self.books: dict[tuple[int, str], _Book] = {}
-
-    async def send(self, obj: Any) -> None:
-        if self.sim.faults.silent or self.ws.closed:
-            return
-        await self.ws.send_str(obj if isinstance(obj, str) else json.dumps(obj))
-        self.sim.frames_sent += 1
 
     # -- requests -------------------------------------------------------------------
 

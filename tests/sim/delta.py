@@ -15,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from .market import Instrument, now_ms
-from .server import ExchangeSim
+from .server import ExchangeSim, SimSession
 
 COMPACT_CHANNELS = {"ticker", "spot_price"}
 LEGACY_CHANNELS = {"v2/ticker", "v2/spot_price"}
@@ -32,19 +31,12 @@ def _ddmmyy(day: dt.date) -> str:
     return day.strftime("%d%m%y")
 
 
-class DeltaSession:
+class DeltaSession(SimSession):
     def __init__(self, sim: DeltaSim, ws: web.WebSocketResponse) -> None:
-        self.sim = sim
-        self.ws = ws
+        super().__init__(sim, ws)
         self.subs: dict[str, set[str]] = {}
         self.heartbeat = False
         self.compact = True  # decided by the first ticker/spot_price channel name used
-
-    async def send(self, obj: Any) -> None:
-        if self.sim.faults.silent or self.ws.closed:
-            return
-        await self.ws.send_str(obj if isinstance(obj, str) else json.dumps(obj))
-        self.sim.frames_sent += 1
 
     async def on_text(self, text: str) -> None:
         try:

@@ -43,8 +43,8 @@ class Instrument:
     def fmt(self, value: float) -> str:
         return f"{round(value / self.tick) * self.tick:.{max(0, -int(f'{self.tick:e}'.split('e')[1]))}f}"
 
-    def book(self, depth: int) -> tuple[list[list[str]], list[list[str]]]:
-        mid = self.price
+    def book(self, depth: int, offset_ticks: int = 0) -> tuple[list[list[str]], list[list[str]]]:
+        mid = self.price + offset_ticks * self.tick
         bids = [[self.fmt(mid - self.tick * (i + 1)), f"{self.rng.uniform(0.01, 5):.3f}"] for i in range(depth)]
         asks = [[self.fmt(mid + self.tick * (i + 1)), f"{self.rng.uniform(0.01, 5):.3f}"] for i in range(depth)]
         return bids, asks

@@ -12,6 +12,7 @@ Runs in a background thread for tests (`Simulator().start()`) or standalone
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,20 @@ class Faults:
     garbage: list[str] = field(default_factory=list)  # frames to send once to every connection
     rest_errors: list[int | str] = field(default_factory=list)  # next REST answers: 429, 500, "garbage", "timeout"
     future_ts_ms: int = 0                # shift event timestamps (clock skew tests)
+
+
+class SimSession:
+    """One simulated client connection; `send` honours the silence fault and counts frames."""
+
+    def __init__(self, sim: ExchangeSim, ws: web.WebSocketResponse) -> None:
+        self.sim = sim
+        self.ws = ws
+
+    async def send(self, obj: Any) -> None:
+        if self.sim.faults.silent or self.ws.closed:
+            return
+        await self.ws.send_str(obj if isinstance(obj, str) else json.dumps(obj))
+        self.sim.frames_sent += 1
 
 
 class ExchangeSim:

@@ -22,7 +22,7 @@ from typing import Any
 
 from orjson import dumps
 
-from workers.exchanges.common import decimal_str, describe, loads
+from workers.exchanges.common import decimal_str, decode_object, describe
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.config import ConfigError
 from workers.runtime.model import (
@@ -125,12 +125,7 @@ class BybitStream:
         return PING_FRAME
 
     def parse(self, raw: str | bytes) -> list[Update] | Control:
-        try:
-            msg = loads(raw)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder allows
-            raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
-        if type(msg) is not dict:
-            raise ParseError("bad_frame", f"expected a JSON object, got {type(msg).__name__}")
+        msg = decode_object(raw)
         topic = msg.get("topic")
         if topic is None:
             return self.control(msg)

@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from workers.exchanges.common import describe, loads, number_str, percent_to_fraction
+from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction
 from workers.runtime.config import ConfigError, ServiceConfig
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
@@ -258,12 +258,7 @@ class DeltaStream:
     # -- dispatch ----------------------------------------------------------------------
 
     def parse(self, raw: str | bytes) -> list[Update] | Control:
-        try:
-            msg = loads(raw)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the decoder allows
-            raise ParseError("bad_json", f"{exc} in {raw[:120]!r}") from None
-        if type(msg) is not dict:
-            raise ParseError("bad_frame", f"expected a JSON object, got {type(msg).__name__}")
+        msg = decode_object(raw)
         kind = msg.get("type")
         if kind == "ticker" and "d" in msg:
             return self._compact_ticker(msg)

@@ -69,6 +69,7 @@ class WsConnection:
         self.log = logging.getLogger(f"{stats.service_id}.{stream.name}")
         self._stopping = threading.Event()
         self._app: websocket.WebSocketApp | None = None
+        self._ws: websocket.WebSocket | None = None  # this connection's socket, closed after each run
         self._connected = False
         self._got_data = False
         self._last_frame = time.monotonic()
@@ -119,6 +120,11 @@ class WsConnection:
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything
                 self._close_reason = f"run_forever failed: {exc!r}"
             self._connected = False
+            if self._ws is not None:
+                # After a server-initiated close websocket-client leaves the fd to the garbage
+                # collector; close it now so reconnect loops cannot pile up descriptors.
+                self._ws.shutdown()
+                self._ws = None
             if self._stopping.is_set():
                 break
             first = False
@@ -136,6 +142,7 @@ class WsConnection:
     def _on_open(self, app: websocket.WebSocketApp) -> None:
         # The default timeout bounded the connect; kept on the open socket it would make every
         # recv a poll()+recv pair. Silence is the watchdog's job; SO_SNDTIMEO bounds a stuck send.
+        self._ws = app.sock
         raw = app.sock.sock if app.sock is not None else None
         if raw is not None:
             raw.settimeout(None)
