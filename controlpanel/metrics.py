@@ -27,6 +27,7 @@ class FeedCollector:
         fams: dict[str, Any] = {
             "messages": CounterMetricFamily("ltp_feed_messages", "Frames received from the exchange", labels=label),
             "reconnects": CounterMetricFamily("ltp_feed_reconnects", "Reconnects since the feed started", labels=label),
+            "restarts": CounterMetricFamily("ltp_feed_restarts", "Process restarts of the feed", labels=label),
             "parse_errors": CounterMetricFamily("ltp_feed_parse_errors", "Frames that could not be parsed", labels=label),
             "redis_errors": CounterMetricFamily("ltp_feed_redis_errors", "Failed Redis writes", labels=label),
             "age": GaugeMetricFamily("ltp_feed_last_update_age_seconds", "Seconds since the newest data", labels=label),
@@ -39,6 +40,7 @@ class FeedCollector:
             lv = [s["id"], s["exchange"]]
             fams["messages"].add_metric(lv, s["messages_total"])
             fams["reconnects"].add_metric(lv, s["reconnects"])
+            fams["restarts"].add_metric(lv, s["restarts"])
             fams["parse_errors"].add_metric(lv, s["parse_errors"])
             fams["redis_errors"].add_metric(lv, s["redis_errors"])
             if s["last_update_age_s"] is not None:

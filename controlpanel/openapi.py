@@ -40,7 +40,7 @@ def openapi_spec() -> dict[str, Any]:
         "/api/status": {"get": {
             "summary": "Every configured service with process state and live figures",
             "description": "Joins supervisord's getAllProcessInfo with exchanges.yaml and Redis (one pipelined round trip): "
-                           "data points, last update age, messages/s, reconnects, last error, stale flag.",
+                           "data points, last update age, messages/s, reconnects, restarts, last error, stale flag.",
             "tags": ["read"], "responses": {"200": _json("Snapshot", {"$ref": "#/components/schemas/Status"})}}},
         "/api/health": {"get": {
             "summary": "healthy / degraded / unhealthy, with reasons",

@@ -22,7 +22,8 @@ from .supervisor_client import SupervisorClient, SupervisorError
 # Newest data time of a feed = newest recv_ts among its first few configured
 # symbols: bounded work per service, and it measures data, not pongs.
 FRESHNESS_SAMPLE = 8
-NUMERIC_FIELDS = ("messages_total", "reconnects", "parse_errors", "redis_errors", "writes_total", "pending_writes")
+NUMERIC_FIELDS = ("messages_total", "reconnects", "restarts", "parse_errors", "redis_errors", "writes_total",
+                  "pending_writes")
 STOPPED_STATES = {"STOPPED", "EXITED", "FATAL"}
 TRANSITION_STATES = {"STARTING", "BACKOFF", "STOPPING"}
 

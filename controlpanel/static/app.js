@@ -68,7 +68,7 @@ function renderService(s) {
   setText($('[data-role="points"]', row), s.data_points.toLocaleString("en-US"));
   setText($('[data-role="rate"]', row), s.process_state === "RUNNING" ? fmtNum(s.messages_per_s, 1) : "–");
   setText($('[data-role="age"]', row), fmtAge(s.last_update_age_s));
-  setText($('[data-role="reconnects"]', row), String(s.reconnects));
+  setText($('[data-role="reconnects"]', row), `${s.reconnects} / ${s.restarts}`);
   const err = $('[data-role="error"]', row);
   const errText = s.process_state === "RUNNING" && s.last_error ? s.last_error : "";
   err.hidden = !errText;

@@ -10,6 +10,8 @@ import os
 import signal
 import time
 
+import requests
+
 from tests.harness import wait_for
 from tests.reliability.util import fresh, now_ms, status, time_until
 
@@ -35,6 +37,12 @@ def test_kill_9_is_restarted_by_supervisord_and_the_status_hash_shows_it(redis_s
     assert int(st["restarts"]) == int(before["restarts"]) + 1, (before["restarts"], st["restarts"])
     assert st["started_at"] > before["started_at"]
     wait_for(lambda: sv.info("bybit_spot")["statename"] == "RUNNING", 5)  # after startsecs=2
+
+    def panel_restarts() -> int:
+        body = requests.get(f"http://127.0.0.1:{sv.panel_port}/api/status", timeout=2).json()
+        return next(svc["restarts"] for svc in body["services"] if svc["id"] == "bybit_spot")
+
+    assert wait_for(lambda: panel_restarts() == int(st["restarts"]), 10)  # the panel shows the restart
     figures.record("6 kill -9", "kill -> new process started by supervisord", restarted)
     figures.record("6 kill -9", "kill -> fresh data in Redis", data_back)
     figures.record("6 kill -9", "kill -> status hash shows new pid, restarts+1", status_back)
