@@ -32,14 +32,11 @@ def main() -> None:
         r = redis.Redis.from_url(args.hset)
     count = 0
     lat: list[int] = []
-    started = 0.0
 
     def on_open(ws: websocket.WebSocketApp) -> None:
-        nonlocal started
         topics = [f"tickers.{s}" for s in symbols]
         for i in range(0, len(topics), 10):
             ws.send(json.dumps({"op": "subscribe", "args": topics[i:i + 10]}))
-        started = time.perf_counter()
 
     def on_data(ws: websocket.WebSocketApp, raw: bytes, opcode: int, fin: bool) -> None:
         nonlocal count

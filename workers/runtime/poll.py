@@ -63,7 +63,6 @@ class RestPoller:
         stats: FeedStats,
         *,
         backoff: Backoff | None = None,
-        run_first_immediately: bool = True,
     ) -> None:
         self.name = name
         self.poll = poll
@@ -74,7 +73,6 @@ class RestPoller:
 
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "ltp-market-data/1"
-        self._first_now = run_first_immediately
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
 
@@ -88,7 +86,7 @@ class RestPoller:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        wait = 0.0 if self._first_now else self.interval
+        wait = 0.0  # the first poll runs at once: discovery gates every subscription
         while not self._stop.wait(wait):
             try:
                 self.poll(self.session)
