@@ -93,3 +93,18 @@ def test_refused_connections_back_off_then_recover(feed, sim):
     wait_for(lambda: stats.reconnects >= 3, 10)
     bysim.faults.refuse_connections = False
     wait_for(lambda: stats.state == SUBSCRIBED and stats.messages_total > 0, 10)
+
+
+def test_a_symbol_the_exchange_refuses_is_reported_and_the_rest_keeps_flowing(feed, sim, redis_server):
+    sim.exchanges["bybit"].faults.reject_symbols = {"ETHUSDT"}
+    conn, stats = feed(symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:BTCUSDT", "bid") and r.hget("t:SOLUSDT", "ltp"))
+    wait_for(lambda: {"tickers.ETHUSDT", "orderbook.1.ETHUSDT"} <= stats.rejected.keys())
+    assert "handler not found" in stats.rejected["tickers.ETHUSDT"]
+    assert not r.exists("t:ETHUSDT")
+    # A reconnect does not ask for the refused symbol again.
+    sim.drop("bybit")
+    before = stats.messages_total
+    wait_for(lambda: stats.reconnects == 1 and stats.messages_total > before + 3)
+    assert not r.exists("t:ETHUSDT")
