@@ -9,7 +9,7 @@ import math
 import time
 import uuid
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .market import Instrument, now_ms
 from .server import ExchangeSim, SimSession
@@ -322,22 +322,8 @@ class BybitSim(ExchangeSim):
         category = request.match_info["category"]
         if category not in BOOK_DEPTHS:
             raise web.HTTPNotFound(text=f"unknown category {category}")
-        if self.faults.refuse_connections:
-            raise web.HTTPServiceUnavailable(text="simulator refusing connections")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
-        await ws.prepare(request)
-        self.connects += 1
-        self.connections.add(ws)
-        session = BybitSession(self, category, ws)
-        publisher = asyncio.create_task(self.publish_loop(session))
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await session.on_text(msg.data)
-        finally:
-            publisher.cancel()
-            self.connections.discard(ws)
-        return ws
+        session = BybitSession(self, category, await self.accept(request, 1 << 20))
+        return await self.serve(session, self.publish_loop(session))
 
     async def blast(self, session: BybitSession) -> None:
         """Benchmark mode (rate_hz <= 0): pre-built ticker frames, as fast as the socket takes them."""

@@ -16,7 +16,7 @@ import asyncio
 import datetime as dt
 import json
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from .market import Instrument, now_ms
 from .server import ExchangeSim, SimSession
@@ -234,23 +234,8 @@ class DeltaSim(ExchangeSim):
         ]
 
     async def ws_handler(self, request: web.Request) -> web.StreamResponse:
-        if self.faults.refuse_connections:
-            raise web.HTTPServiceUnavailable(text="simulator refusing connections")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 22)
-        await ws.prepare(request)
-        self.connects += 1
-        self.connections.add(ws)
-        session = DeltaSession(self, ws)
-        tasks = [asyncio.create_task(self.publish_loop(session)), asyncio.create_task(self._heartbeat_loop(session))]
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await session.on_text(msg.data)
-        finally:
-            for t in tasks:
-                t.cancel()
-            self.connections.discard(ws)
-        return ws
+        session = DeltaSession(self, await self.accept(request, 1 << 22))
+        return await self.serve(session, self.publish_loop(session), self._heartbeat_loop(session))
 
     async def _heartbeat_loop(self, session: DeltaSession) -> None:
         while not session.ws.closed:

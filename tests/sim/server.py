@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 
 @dataclass
@@ -66,6 +66,29 @@ class ExchangeSim:
     def stats(self) -> dict[str, Any]:
         return {"connections": len(self.connections), "connects": self.connects,
                 "frames_sent": self.frames_sent, "rest_requests": self.rest_requests}
+
+    async def accept(self, request: web.Request, max_msg_size: int) -> web.WebSocketResponse:
+        """Upgrade a request to a WebSocket (or refuse it, as the fault says) and register it."""
+        if self.faults.refuse_connections:
+            raise web.HTTPServiceUnavailable(text="simulator refusing connections")
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=max_msg_size)
+        await ws.prepare(request)
+        self.connects += 1
+        self.connections.add(ws)
+        return ws
+
+    async def serve(self, session: Any, *loops: Any) -> web.WebSocketResponse:
+        """Feed the client's text frames to the session while its background loops run."""
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        try:
+            async for msg in session.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await session.on_text(msg.data)
+        finally:
+            for t in tasks:
+                t.cancel()
+            self.connections.discard(session.ws)
+        return session.ws
 
     async def publish_loop(self, session: Any) -> None:
         """Publish at sim.rate_hz per topic; rate <= 0 hands over to `blast` (benchmarks)."""
