@@ -1,10 +1,14 @@
-"""Redis sink: one writer thread, updates coalesced by key, one pipeline per batch.
+"""Redis sink: updates coalesced by key, every batch written in one round trip.
 
-Producers (the socket threads) only merge fields into a dict under a lock;
-the writer swaps that dict out and writes everything it holds in one round
-trip. Under load several updates of a key collapse into one write; while
-Redis is away the pending dict keeps exactly one entry per key, so memory is
-bounded by the number of instruments, not by the outage's length.
+Socket threads `stage()` each frame's updates (a merge into a dict under a
+lock) and `flush()` once per socket read: the write happens right there, on
+the thread that read the data, so a quiet feed writes each frame at once and
+a busy one writes hundreds of frames' worth of keys per round trip. Occasional
+producers (REST polls) `put()`, which wakes the writer thread instead. The
+writer thread also owns every retry: while Redis is away flushes leave the
+data pending, the dict keeps exactly one entry per key (memory bounded by the
+number of instruments, not by the outage's length), and the writer rewrites
+every key's full last state once Redis answers again.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import logging
 import socket
 import struct
 import threading
-import time
 from typing import Any
 
 import hiredis
@@ -21,6 +24,7 @@ import orjson
 import redis
 from hiredis import pack_command
 
+from .model import Update
 from .stats import FeedStats
 from .timefmt import iso_ms
 
@@ -32,6 +36,7 @@ HISTORY_EVERY_MS = 1000  # one history point per key per second at most
 
 
 SOCKET_TIMEOUT_S = 5
+MAX_UNREAD_REPLIES = 20_000  # replies outstanding before a flush waits for Redis to catch up
 
 
 def _kernel_timeouts(sock: socket.socket | None, seconds: int) -> None:
@@ -68,21 +73,19 @@ class RedisSink:
         publish: bool = True,
         history_len: int = 0,
         max_future_skew_ms: int = 5000,
-        min_batch_interval: float = 0.002,
-        load_puts_per_s: float = 5000.0,
     ) -> None:
         self.prefix = prefix
         self.stats = stats
         self.publish = publish
         self.history_len = history_len
         self.max_future_skew_ms = max_future_skew_ms
-        self.min_batch_interval = min_batch_interval
-        self.load_puts_per_s = load_puts_per_s
-        self._puts = 0  # puts since the writer last looked (approximate: read without the lock)
         self._client = redis_client(redis_url)
-        self._conn: redis.connection.AbstractConnection | None = None  # the writer thread's own connection
+        self._conn: redis.connection.AbstractConnection | None = None  # the writing connection (under _io_lock)
         self._tuned_sock: socket.socket | None = None
-        self._lock = threading.Lock()
+        self._reader = hiredis.Reader()
+        self._unread = 0  # replies sent for but not yet read (see _send)
+        self._lock = threading.Lock()     # guards _pending only: held for a dict merge or swap
+        self._io_lock = threading.Lock()  # one writer at a time; guards everything below _pending
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         # key -> [fields, event_ts_ms, recv_ts_ms]; the only buffer there is.
@@ -102,9 +105,8 @@ class RedisSink:
         self._thread.start()
 
     def put(self, symbol: str, fields: dict[str, str], event_ts_ms: int, recv_ts_ms: int) -> None:
-        """Queue fields for `<prefix>:<symbol>`; merges into a pending write of the same key."""
+        """Queue fields for `<prefix>:<symbol>` and wake the writer thread to write them."""
         with self._lock:
-            self._puts += 1
             entry = self._pending.get(symbol)
             if entry is None:
                 self._pending[symbol] = [dict(fields), event_ts_ms, recv_ts_ms]
@@ -113,8 +115,37 @@ class RedisSink:
                 if event_ts_ms > entry[1]:
                     entry[1] = event_ts_ms
                 entry[2] = recv_ts_ms
-        if not self._wakeup.is_set():  # set() takes a lock even when already set; skip it under load
+        if not self._wakeup.is_set():  # set() takes a lock even when already set
             self._wakeup.set()
+
+    def stage(self, updates: list[Update], recv_ts_ms: int) -> None:
+        """Queue one frame's updates; the caller writes them with `flush()` after its read."""
+        with self._lock:
+            pending = self._pending
+            for symbol, fields, event_ts_ms in updates:
+                entry = pending.get(symbol)
+                if entry is None:
+                    pending[symbol] = [dict(fields), event_ts_ms, recv_ts_ms]
+                else:
+                    entry[0].update(fields)
+                    if event_ts_ms > entry[1]:
+                        entry[1] = event_ts_ms
+                    entry[2] = recv_ts_ms
+
+    def flush(self) -> None:
+        """Write what is pending now, on the caller's thread.
+
+        Never waits for another writer and never retries: while Redis is away, or the
+        writer thread is busy, the data stays pending and the writer thread takes it."""
+        if not self._pending:
+            return
+        if not self.connected or not self._io_lock.acquire(blocking=False):
+            self._wakeup.set()
+            return
+        try:
+            self._write_pending()
+        finally:
+            self._io_lock.release()
 
     def pending_count(self) -> int:
         return len(self._pending)
@@ -125,59 +156,56 @@ class RedisSink:
         self._wakeup.set()
         self._thread.join(timeout)
 
-    # -- writer thread ---------------------------------------------------------
+    # -- writing (under _io_lock) ------------------------------------------------
 
     def _run(self) -> None:
+        """The writer thread: puts, flushes that found the lock busy, and retries while Redis is away."""
         delay = 0.1
-        last_start = 0.0
-        window_start, window_puts, loaded = time.perf_counter(), 0, False
         while True:
             self._wakeup.wait(0.5)
-            now = time.perf_counter()
-            # Latency first at normal rates: write as soon as something is pending. Under
-            # overload (> LOAD_PUTS_PER_S puts over the last 100 ms) back-to-back tiny batches
-            # would cost a syscall pair and a GIL hand-off each, starving the socket thread,
-            # so batches are then spaced by `min_batch_interval` and coalesce more.
-            window_puts += self._puts
-            self._puts = 0
-            if now - window_start >= 0.1:
-                loaded = window_puts / (now - window_start) > self.load_puts_per_s
-                window_start, window_puts = now, 0
-            if loaded and now - last_start < self.min_batch_interval:
-                time.sleep(self.min_batch_interval - (now - last_start))
-            last_start = time.perf_counter()
             self._wakeup.clear()
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            if self._replay and self._written:
-                batch = self._with_full_state(batch)
-            if batch:
-                try:
-                    self._write(batch)
-                    self._replay = False
-                    if not self.connected:
-                        log.warning("Redis is back; wrote %d pending keys", len(batch))
-                    self.connected = True
-                    delay = 0.1
-                except redis.RedisError as exc:
-                    self._requeue(batch)
-                    # Redis may come back empty: re-add symbols to the index and rewrite every
-                    # key's full last state, not only the fields that changed meanwhile.
-                    self._indexed.clear()
-                    self._replay = True
-                    self.stats.redis_errors += 1
-                    if self.connected:
-                        log.error("Redis write failed (%s); keeping the latest state per key and retrying", exc)
-                    self.connected = False
-                    if self._stopping.is_set():
-                        return
-                    # Back off without spinning; a stop request cuts the wait short.
-                    self._stopping.wait(delay)
-                    delay = min(delay * 2, 1.0)  # retry at least every second: back within 2 s of Redis
-                    self._wakeup.set()
-                    continue
+            with self._io_lock:
+                ok = self._write_pending() if self._pending or self._replay else True
+            if not ok:
+                if self._stopping.is_set():
+                    return
+                # Back off without spinning; a stop request cuts the wait short.
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 1.0)  # retry at least every second: back within 2 s of Redis
+                self._wakeup.set()
+                continue
+            delay = 0.1
             if self._stopping.is_set() and not self._pending:
+                self._settle()
                 return
+
+    def _write_pending(self) -> bool:
+        """Swap out what is pending and write it; on failure it stays pending, merged with newer updates."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if self._replay and self._written:
+            batch = self._with_full_state(batch)
+        if not batch:
+            return True
+        try:
+            self._write(batch)
+        except redis.RedisError as exc:
+            self._requeue(batch)
+            # Redis may come back empty: re-add symbols to the index and rewrite every
+            # key's full last state, not only the fields that changed meanwhile.
+            self._indexed.clear()
+            self._replay = True
+            self.stats.redis_errors += 1
+            if self.connected:
+                log.error("Redis write failed (%s); keeping the latest state per key and retrying", exc)
+            self.connected = False
+            self._wakeup.set()
+            return False
+        self._replay = False
+        if not self.connected:
+            log.warning("Redis is back; wrote %d pending keys", len(batch))
+        self.connected = True
+        return True
 
     def _with_full_state(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """Every key ever written, its last full state overlaid with what is pending."""
@@ -251,62 +279,83 @@ class RedisSink:
         self.stats.writes_total += len(batch)
 
     def _send(self, cmds: list[bytes]) -> None:
-        """One write, then every reply; a dropped connection raises ConnectionError (the caller requeues)."""
+        """Send a batch without waiting for its replies; a dropped connection raises ConnectionError.
+
+        Replies are read when they have arrived, at the next flush (a non-blocking read):
+        waiting for them would park this thread once per batch, and on these machines a
+        wake-up costs more CPU than writing ten keys. Nothing is lost by not waiting: after
+        any error every key's full last state is rewritten. A Redis that stops answering
+        stalls a flush only once MAX_UNREAD_REPLIES are outstanding; meanwhile new data
+        coalesces in the pending dict."""
         conn = self._conn
         if conn is None:
             conn = self._conn = self._client.connection_pool.get_connection()
         try:
             if conn._sock is None:
                 conn.connect()
-            if conn._sock is not self._tuned_sock:  # a new socket after every (re)connect
-                _kernel_timeouts(conn._sock, SOCKET_TIMEOUT_S)
-                self._tuned_sock = conn._sock
-            conn.send_packed_command([b"".join(cmds)], check_health=False)
-            failed = self._read_replies(conn._sock, len(cmds))
+            sock = conn._sock
+            if sock is not self._tuned_sock:  # a new socket after every (re)connect
+                _kernel_timeouts(sock, SOCKET_TIMEOUT_S)
+                self._tuned_sock, self._reader, self._unread = sock, hiredis.Reader(), 0
+            if self._unread:
+                wait = self._unread > MAX_UNREAD_REPLIES
+                self._read_replies(sock, wait, MAX_UNREAD_REPLIES // 2 if wait else 0)
+            sock.sendall(cmds[0] if len(cmds) == 1 else b"".join(cmds))
+            self._unread += len(cmds)
         except (redis.RedisError, OSError) as exc:
             conn.disconnect()
-            raise redis.ConnectionError(str(exc)) from None
-        if failed is not None:
-            self.stats.error("redis_reply", str(failed), parse=False)
+            self._tuned_sock = None
+            raise redis.ConnectionError(str(exc) or type(exc).__name__) from None
 
-    @staticmethod
-    def _read_replies(sock: socket.socket, count: int) -> hiredis.ReplyError | None:
-        """Read `count` replies straight into a hiredis Reader (redis-py's per-reply path costs
-        ~2 µs each); return the last error reply, e.g. WRONGTYPE: the data is wrong, the link is fine."""
-        reader = hiredis.Reader()
-        failed = None
-        while count:
-            data = sock.recv(65536)
+    def _read_replies(self, sock: socket.socket, wait: bool, down_to: int = 0) -> None:
+        """Read replies into a hiredis Reader (redis-py's per-reply path costs ~2 µs each): those
+        already here, or with `wait` until at most `down_to` are outstanding. An error reply
+        (e.g. WRONGTYPE) is counted: the data is wrong, the link is fine."""
+        reader = self._reader
+        while self._unread > down_to:
+            try:
+                data = sock.recv(65536) if wait else sock.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if wait:
+                    raise redis.TimeoutError(f"Redis did not answer within {SOCKET_TIMEOUT_S} s") from None
+                return
             if not data:
                 raise redis.ConnectionError("Redis closed the connection")
             reader.feed(data)
-            while count:
-                reply = reader.gets()
-                if reply is False:
-                    break
-                count -= 1
+            while (reply := reader.gets()) is not False:
+                self._unread -= 1
                 if isinstance(reply, hiredis.ReplyError):
-                    failed = reply
-        return failed
+                    self.stats.error("redis_reply", str(reply), parse=False)
+
+    def _settle(self) -> None:
+        """Wait for every outstanding reply (before exit: closing with unread replies would reset the connection)."""
+        with self._io_lock:
+            sock = self._tuned_sock
+            if sock is None or not self._unread:
+                return
+            try:
+                self._read_replies(sock, True)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("%d writes unconfirmed at exit: %s", self._unread, exc)
 
     def forget(self, symbols: list[str]) -> None:
         """Remove instruments that no longer exist (e.g. expired options) from Redis."""
         if not symbols:
             return
-        with self._lock:
-            for s in symbols:
-                self._pending.pop(s, None)
         keys = [f"{self.prefix}:{s}" for s in symbols]
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.delete(*keys)
-            pipe.delete(*[HISTORY.format(prefix=self.prefix, symbol=s) for s in symbols])
-            pipe.srem(self._index_key, *symbols)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("could not remove %d expired keys: %s", len(keys), exc)
-        for s in symbols:
-            self._indexed.discard(s)
-            self._written.pop(s, None)
-            self._last_ts.pop(f"{self.prefix}:{s}", None)
-
+        with self._io_lock:  # no flush may write one of them back between the delete and the bookkeeping
+            with self._lock:
+                for s in symbols:
+                    self._pending.pop(s, None)
+            try:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.delete(*keys)
+                pipe.delete(*[HISTORY.format(prefix=self.prefix, symbol=s) for s in symbols])
+                pipe.srem(self._index_key, *symbols)
+                pipe.execute()
+            except redis.RedisError as exc:
+                log.warning("could not remove %d expired keys: %s", len(keys), exc)
+            for s in symbols:
+                self._indexed.discard(s)
+                self._written.pop(s, None)
+                self._last_ts.pop(f"{self.prefix}:{s}", None)
