@@ -22,7 +22,7 @@ from typing import Any
 
 from orjson import dumps
 
-from workers.exchanges.common import decimal_str, decode_object, describe
+from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.config import ConfigError
 from workers.runtime.model import (
@@ -174,6 +174,12 @@ def symbol_of(data: dict, key: str, topic_symbol: str) -> str:
     return sym
 
 
+_SPOT_TICKER_FIELDS = (
+    ("highPrice24h", "high_24h"), ("lowPrice24h", "low_24h"), ("volume24h", "volume_24h"),
+    ("turnover24h", "turnover_24h"), ("prevPrice24h", "prev_price_24h"), ("usdIndexPrice", "usd_index_price"),
+)
+
+
 class SpotStream(BybitStream):
     """Spot `tickers.<S>` (full snapshot each push) and optionally `orderbook.1.<S>` for bid/ask."""
 
@@ -199,16 +205,10 @@ class SpotStream(BybitStream):
 
     def _ticker(self, symbol: str, d: dict, ts: int) -> Update:
         symbol_of(d, "symbol", symbol)
-        fields = {
-            "ltp": decimal_str(d.get("lastPrice"), "lastPrice", positive=True),
-            "original_symbol": symbol,
-        }
-        for src, dst in (("highPrice24h", "high_24h"), ("lowPrice24h", "low_24h"), ("volume24h", "volume_24h"),
-                         ("turnover24h", "turnover_24h"), ("prevPrice24h", "prev_price_24h"),
-                         ("usdIndexPrice", "usd_index_price")):
-            v = d.get(src)
-            if v is not None and v != "":
-                fields[dst] = decimal_str(v, src)
+        ltp = decimal_str(d.get("lastPrice"), "lastPrice", positive=True)
+        fields = decimal_fields(d, _SPOT_TICKER_FIELDS)
+        fields["ltp"] = ltp
+        fields["original_symbol"] = symbol
         pct = d.get("price24hPcnt")
         if pct is not None:
             fields["price_change_percent"] = percent_from_fraction(decimal_str(pct, "price24hPcnt"))
@@ -310,12 +310,10 @@ class LinearStream(BybitStream):
                 raise ParseError("delta_before_snapshot", f"ticker delta for {symbol} before its snapshot")
         else:
             raise ParseError("bad_frame", f"ticker type {kind!r:.20}")
-        fields: dict[str, str] = {}
-        for src, dst in _LINEAR_TICKER_FIELDS:
-            v = d.get(src)
-            if v is None or v == "":  # absent = unchanged; "" = not applicable (dated futures' funding)
-                continue
-            fields[dst] = decimal_str(v, src, positive=(dst == "ltp"))
+        # Absent = unchanged; "" = not applicable (dated futures' funding): both skipped.
+        fields = decimal_fields(d, _LINEAR_TICKER_FIELDS)
+        if kind == "delta" and "ltp" in fields:
+            decimal_str(fields["ltp"], "lastPrice", positive=True)
         nft = d.get("nextFundingTime")
         if nft not in (None, "", "0"):
             fields["next_funding_time"] = ms_to_iso(nft, "nextFundingTime")
@@ -430,11 +428,8 @@ class OptionStream(BybitStream):
         last = decimal_str(data.get("lastPrice"), "lastPrice")
         if float(last) < 0:
             raise ParseError("bad_value", f"lastPrice out of range: {last!r:.40}")
-        fields = {"ltp": last}  # "0" until the contract first trades; mark_price is always there
-        for src, dst in _OPTION_TICKER_FIELDS:
-            v = data.get(src)
-            if v is not None and v != "":
-                fields[dst] = decimal_str(v, src)
+        fields = decimal_fields(data, _OPTION_TICKER_FIELDS)
+        fields["ltp"] = last  # "0" until the contract first trades; mark_price is always there
         if rest not in self._described:  # static fields once per connection; Redis keeps them
             fields.update(parse_option_symbol(rest))
             fields["original_symbol"] = rest

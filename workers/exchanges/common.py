@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -49,6 +50,16 @@ def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: b
     if not math.isfinite(number) or number < 0 and positive or (positive and number == 0):
         raise ParseError("bad_value", f"{name} out of range: {value!r:.40}")
     return value
+
+
+def decimal_fields(d: dict, names: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """{dst: d[src]} for each (src, dst) present and non-empty in `d`, each checked by decimal_str."""
+    fields = {}
+    for src, dst in names:
+        v = d.get(src)
+        if v is not None and v != "":
+            fields[dst] = decimal_str(v, src)
+    return fields
 
 
 def number_str(value: Any, name: str, *, positive: bool = False) -> str:

@@ -17,12 +17,13 @@ import logging
 import socket
 import struct
 import threading
+from itertools import chain
 from typing import Any
 
 import hiredis
-import orjson
 import redis
 from hiredis import pack_command
+from orjson import dumps
 
 from .model import Update
 from .stats import FeedStats
@@ -235,16 +236,22 @@ class RedisSink:
                     entry[2] = rv
 
     def _write(self, batch: dict[str, list[Any]]) -> None:
-        # Commands are packed by hiredis (C) and sent as one buffer: redis-py's Pipeline
-        # costs ~3x the CPU per key, and this thread shares the GIL with the socket thread.
+        # Commands are packed by hiredis (C) and sent as one buffer: redis-py's Pipeline costs
+        # ~3x the CPU per key. One pass per key: it runs for every key of every batch.
         cmds: list[bytes] = []
+        append = cmds.append
         prefix = self.prefix
         last_ts = self._last_ts
+        written = self._written
+        indexed = self._indexed
         publish = self.publish
+        history_len = self.history_len
+        max_skew = self.max_future_skew_ms
         new_symbols = []
+        recv_str_of, recv_str = -1, ""
         for symbol, (fields, event_ts, recv_ts) in batch.items():
             key = f"{prefix}:{symbol}"
-            if event_ts > recv_ts + self.max_future_skew_ms:
+            if event_ts > recv_ts + max_skew:
                 # An exchange clock far ahead would freeze `timestamp` for a long while.
                 self.stats.error("clock_skew", f"{key}: event time {event_ts} is ahead of receive time {recv_ts}", parse=False)
                 event_ts = recv_ts
@@ -252,30 +259,33 @@ class RedisSink:
             if event_ts < prev:
                 event_ts = prev  # timestamps never go backwards for a key
             last_ts[key] = event_ts
+            if recv_ts != recv_str_of:  # one read's keys share their receive time
+                recv_str_of, recv_str = recv_ts, str(recv_ts)
             fields["timestamp"] = iso_ms(event_ts)
-            fields["recv_ts"] = str(recv_ts)
-            cmds.append(pack_command(("HSET", key, *[x for kv in fields.items() for x in kv])))
+            fields["recv_ts"] = recv_str
+            append(pack_command(("HSET", key, *chain.from_iterable(fields.items()))))
             if publish:
-                cmds.append(pack_command(("PUBLISH", key, orjson.dumps(fields))))
-            if symbol not in self._indexed:
+                append(pack_command(("PUBLISH", key, dumps(fields))))
+            if symbol not in indexed:
                 new_symbols.append(symbol)
-            if self.history_len and "ltp" in fields and recv_ts - self._history_at.get(key, 0) >= HISTORY_EVERY_MS:
+            if history_len and "ltp" in fields and recv_ts - self._history_at.get(key, 0) >= HISTORY_EVERY_MS:
                 self._history_at[key] = recv_ts
                 hkey = HISTORY.format(prefix=prefix, symbol=symbol)
-                cmds.append(pack_command(("LPUSH", hkey, f"{recv_ts}:{fields['ltp']}")))
-                cmds.append(pack_command(("LTRIM", hkey, 0, self.history_len - 1)))
-        if new_symbols:
-            cmds.append(pack_command(("SADD", self._index_key, *new_symbols)))
-        self._send(cmds)
-        self._indexed.update(new_symbols)
-        written = self._written
-        for symbol, (fields, event_ts, recv_ts) in batch.items():
+                append(pack_command(("LPUSH", hkey, f"{recv_ts}:{fields['ltp']}")))
+                append(pack_command(("LTRIM", hkey, 0, history_len - 1)))
+            # The full last state, replayed after an outage. Kept even if the send below fails:
+            # the batch is then requeued and the replay overlays it again.
             entry = written.get(symbol)
             if entry is None:
                 written[symbol] = [dict(fields), event_ts, recv_ts]
             else:
                 entry[0].update(fields)
-                entry[1], entry[2] = event_ts, recv_ts
+                entry[1] = event_ts
+                entry[2] = recv_ts
+        if new_symbols:
+            append(pack_command(("SADD", self._index_key, *new_symbols)))
+        self._send(cmds)
+        indexed.update(new_symbols)
         self.stats.writes_total += len(batch)
 
     def _send(self, cmds: list[bytes]) -> None:

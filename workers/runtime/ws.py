@@ -33,12 +33,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 RECV_BYTES = 65536  # below glibc's mmap threshold: a larger recv() buffer costs an mmap/munmap pair per call
-# Gather window: above GATHER_ABOVE_FPS frames/s the thread pauses GATHER_S after each read, so a burst
-# (exchanges push many topics on the same tick) arrives in one read and one Redis write instead of one
-# wake-up and one write per frame: at 1k frames/s this halves the CPU per message for +0.5 ms latency.
-GATHER_S = 0.0005
-GATHER_ABOVE_FPS = 300
-_RATE_WINDOW_S = 0.25
 
 
 class WsStream(Protocol):
@@ -70,7 +64,6 @@ class WsConnection:
         connect_timeout: float = 10.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         backoff: Backoff | None = None,
-        gather_s: float = GATHER_S,
     ) -> None:
         self.stream = stream
         self.sink = sink
@@ -79,13 +72,11 @@ class WsConnection:
         self.connect_timeout = connect_timeout
         self.max_frame_bytes = max_frame_bytes
         self.backoff = backoff or Backoff()
-        self.gather_s = gather_s
         self.log = logging.getLogger(f"{stats.service_id}.{stream.name}")
         self._stopping = threading.Event()
         self._ws: websocket.WebSocket | None = None  # the open connection, None between connections
         self._connected = False
         self._got_data = False
-        self._messages = 0  # data messages on this connection: the gather window's rate
         self._last_frame = time.monotonic()
         self._last_ping = 0.0
         self._close_reason = ""
@@ -130,6 +121,7 @@ class WsConnection:
                 except Exception as exc:  # noqa: BLE001 - the loop must survive anything
                     self._note_error(exc)
                 finally:
+                    self.sink.flush()  # what the last read staged before the connection ended
                     self._connected = False
                     self._ws = None
                     ws.shutdown()  # close the fd now: reconnect loops must not pile up descriptors
@@ -172,17 +164,14 @@ class WsConnection:
         feed = decoder.feed
         flush = self.sink.flush
         stats = self.stats
-        gather = self.gather_s
-        window_end = time.monotonic() + _RATE_WINDOW_S
-        window_start_count = self._messages
-        busy = False
         while True:
             data = recv(RECV_BYTES)
             if not data:
                 if not self._close_reason:
                     self._close_reason = "connection closed by the server"
                 return
-            now = self._last_frame = time.monotonic()
+            self._last_frame = time.monotonic()
+            wall = time.time()  # the receive time of every frame in this read
             try:
                 events = feed(data)
             except ProtocolError as exc:
@@ -191,7 +180,7 @@ class WsConnection:
                 return
             for opcode, payload in events:
                 if opcode > 0 and opcode <= BINARY:
-                    if not self._on_message(ws, payload, opcode):
+                    if not self._on_message(ws, payload, opcode, wall):
                         return
                 elif opcode == PING:
                     ws.pong(payload)
@@ -201,14 +190,8 @@ class WsConnection:
                 elif opcode == OVERSIZED:
                     stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
             flush()
-            if gather:
-                if now >= window_end:
-                    busy = self._messages - window_start_count > GATHER_ABOVE_FPS * (now - window_end + _RATE_WINDOW_S)
-                    window_end, window_start_count = now + _RATE_WINDOW_S, self._messages
-                if busy:
-                    time.sleep(gather)
 
-    def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int) -> bool:
+    def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int, wall: float) -> bool:
         """Parse one message and stage its updates; False means drop the connection."""
         stats = self.stats
         if opcode == BINARY and not self.stream.binary_ok:
@@ -224,11 +207,9 @@ class WsConnection:
             return True
         if type(result) is list:
             if result:
-                now = time.time()
-                self.sink.stage(result, int(now * 1000))
+                self.sink.stage(result, int(wall * 1000))
                 stats.messages_total += 1
-                stats.last_message_at = now
-                self._messages += 1
+                stats.last_message_at = wall
                 if not self._got_data:
                     self._got_data = True
                     stats.state = SUBSCRIBED
