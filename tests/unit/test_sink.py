@@ -6,6 +6,7 @@ import json
 import time
 
 from tests.harness import RedisServer, wait_for
+from workers.runtime.model import Update
 from workers.runtime.sink import RedisSink
 from workers.runtime.stats import FeedStats
 from workers.runtime.timefmt import iso_ms
@@ -140,3 +141,55 @@ def test_history_is_capped_and_at_most_one_point_per_second(redis_server):
     assert stamps[0] - stamps[1] >= 1000 and stamps[1] - stamps[2] >= 1000  # newest first, one per second
     assert hist[0].split(":", 1)[1] in ("9", "9.5")
     sink.close()
+
+
+def test_stage_and_flush_write_on_the_callers_thread(redis_server):
+    r = redis_server.client()
+    sink = RedisSink(redis_server.url, "t", FeedStats("t"))  # no writer thread: only flush() writes
+    t = now_ms()
+    sink.stage([Update("S1", {"ltp": "1"}, t), Update("S1", {"bid": "0.5"}, t + 1), Update("S2", {"ltp": "2"}, t)], t + 2)
+    assert sink.pending_count() == 2
+    sink.flush()
+    assert sink.pending_count() == 0 and sink.stats.writes_total == 2  # one read's frames: one write per key
+    wait_for(lambda: r.hgetall("t:S1") and r.hget("t:S2", "ltp") == "2")
+    row = r.hgetall("t:S1")
+    assert row["ltp"] == "1" and row["bid"] == "0.5" and row["timestamp"] == iso_ms(t + 1)
+    sink.close(0.1)
+
+
+def test_flush_while_redis_is_away_leaves_the_retry_to_the_writer_thread(redis_server):
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.stage([Update("A", {"ltp": "1", "original_symbol": "A"}, t)], t)
+    sink.flush()
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:A", "ltp") == "1")
+    redis_server.stop()
+    started = time.monotonic()
+    for i in range(2000):
+        sink.stage([Update("A", {"ltp": str(i)}, t + i)], t + i)
+        sink.flush()
+    assert time.monotonic() - started < 3, "flushes must not retry or wait while Redis is away"
+    wait_for(lambda: not sink.connected, 5)
+    assert sink.pending_count() <= 1
+    redis_server.start()
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:A", "ltp") == "1999", 10)
+    assert r.hget("t:A", "original_symbol") == "A"  # full state rewritten to the empty Redis
+    sink.close()
+
+
+def test_error_replies_are_counted_and_other_keys_still_written(redis_server):
+    r = redis_server.client()
+    r.set("t:BAD", "a string, not a hash")
+    sink = RedisSink(redis_server.url, "t", FeedStats("t"))
+    t = now_ms()
+    sink.stage([Update("BAD", {"ltp": "1"}, t), Update("GOOD", {"ltp": "2"}, t)], t)
+    sink.flush()
+    wait_for(lambda: r.hget("t:GOOD", "ltp") == "2")
+    sink.stage([Update("GOOD", {"ltp": "3"}, t + 1)], t + 1)
+    sink.flush()  # reads the replies of the first batch: one WRONGTYPE
+    wait_for(lambda: r.hget("t:GOOD", "ltp") == "3")
+    sink.close(0.1)
+    assert sink.stats.errors_by_kind.get("redis_reply") == 1
+    assert sink.connected and r.get("t:BAD") == "a string, not a hash"

@@ -155,7 +155,11 @@ class RedisSink:
         """Flush what is pending (one attempt if Redis answers) and stop the writer."""
         self._stopping.set()
         self._wakeup.set()
-        self._thread.join(timeout)
+        if self._thread.ident is None:  # never started (a sink used only through flush())
+            self.flush()
+            self._settle()
+        else:
+            self._thread.join(timeout)
 
     # -- writing (under _io_lock) ------------------------------------------------
 
