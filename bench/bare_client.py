@@ -19,7 +19,7 @@ import time
 import orjson
 import websocket
 
-from workers.runtime.ws import RECV_BYTES
+from workers.runtime.ws import socket_reader
 from workers.runtime.wsframe import TEXT, FrameDecoder
 
 
@@ -86,7 +86,8 @@ def read_like_the_feeds(ws: websocket.WebSocket, on_open, on_data) -> None:
     sock = ws.sock
     sock.settimeout(None)
     decoder = FrameDecoder(1 << 22)
-    while data := sock.recv(RECV_BYTES):
+    read = socket_reader(sock)
+    while data := read():
         for opcode, payload in decoder.feed(data):
             if opcode == TEXT:
                 on_data(ws, payload, opcode, True)
