@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 from tests.harness import RedisServer, wait_for
 from workers.runtime.model import Update
-from workers.runtime.sink import RedisSink
+from workers.runtime.sink import SOCKET_TIMEOUT_S, RedisSink
 from workers.runtime.stats import FeedStats
 from workers.runtime.timefmt import iso_ms
 
@@ -193,3 +195,31 @@ def test_error_replies_are_counted_and_other_keys_still_written(redis_server):
     sink.close(0.1)
     assert sink.stats.errors_by_kind.get("redis_reply") == 1
     assert sink.connected and r.get("t:BAD") == "a string, not a hash"
+
+
+def test_a_hung_redis_is_noticed_at_a_low_rate_too(redis_server):
+    """Replies are read lazily, so a paused Redis would look fine until thousands of replies are
+    owed; the sink instead gives up on a Redis that answered nothing for the socket timeout."""
+    r = redis_server.client()
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.stage([Update("H", {"ltp": "1"}, t)], t)
+    sink.flush()
+    wait_for(lambda: r.hget("t:H", "ltp") == "1")
+    sent = [1]
+
+    def one_frame_then_check() -> bool:
+        sent[0] += 1
+        sink.stage([Update("H", {"ltp": str(sent[0])}, t + sent[0])], t + sent[0])
+        sink.flush()
+        return not sink.connected
+
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        paused = time.monotonic()
+        wait_for(one_frame_then_check, 20, interval=0.5)  # 2 frames/s: far below MAX_UNREAD_REPLIES
+        assert time.monotonic() - paused < 2 * SOCKET_TIMEOUT_S + 2
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    wait_for(lambda: sink.connected and r.hget("t:H", "ltp") == str(sent[0]), 10)
+    sink.close()

@@ -17,6 +17,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from itertools import chain
 from typing import Any
 
@@ -85,6 +86,7 @@ class RedisSink:
         self._tuned_sock: socket.socket | None = None
         self._reader = hiredis.Reader()
         self._unread = 0  # replies sent for but not yet read (see _send)
+        self._answered_at = 0.0  # when Redis last answered, or the first unanswered batch was sent
         self._lock = threading.Lock()     # guards _pending only: held for a dict merge or swap
         self._io_lock = threading.Lock()  # one writer at a time; guards everything below _pending
         self._wakeup = threading.Event()
@@ -298,9 +300,10 @@ class RedisSink:
         Replies are read when they have arrived, at the next flush (a non-blocking read):
         waiting for them would park this thread once per batch, and on these machines a
         wake-up costs more CPU than writing ten keys. Nothing is lost by not waiting: after
-        any error every key's full last state is rewritten. A Redis that stops answering
-        stalls a flush only once MAX_UNREAD_REPLIES are outstanding; meanwhile new data
-        coalesces in the pending dict."""
+        any error every key's full last state is rewritten. A slow Redis stalls a flush only
+        once MAX_UNREAD_REPLIES are outstanding (meanwhile new data coalesces in the pending
+        dict); one that has answered nothing for SOCKET_TIMEOUT_S is waited for once more,
+        then treated as down."""
         conn = self._conn
         if conn is None:
             conn = self._conn = self._client.connection_pool.get_connection()
@@ -312,8 +315,15 @@ class RedisSink:
                 _kernel_timeouts(sock, SOCKET_TIMEOUT_S)
                 self._tuned_sock, self._reader, self._unread = sock, hiredis.Reader(), 0
             if self._unread:
-                wait = self._unread > MAX_UNREAD_REPLIES
-                self._read_replies(sock, wait, MAX_UNREAD_REPLIES // 2 if wait else 0)
+                if time.monotonic() - self._answered_at > SOCKET_TIMEOUT_S:
+                    # Redis has answered nothing for a while: hung, not slow. One more reply within
+                    # the socket timeout, or this raises and the writer thread takes over.
+                    self._read_replies(sock, True, self._unread - 1)
+                else:
+                    wait = self._unread > MAX_UNREAD_REPLIES
+                    self._read_replies(sock, wait, MAX_UNREAD_REPLIES // 2 if wait else 0)
+            else:
+                self._answered_at = time.monotonic()
             sock.sendall(cmds[0] if len(cmds) == 1 else b"".join(cmds))
             self._unread += len(cmds)
         except (redis.RedisError, OSError) as exc:
@@ -336,6 +346,7 @@ class RedisSink:
             if not data:
                 raise redis.ConnectionError("Redis closed the connection")
             reader.feed(data)
+            self._answered_at = time.monotonic()
             while (reply := reader.gets()) is not False:
                 self._unread -= 1
                 if isinstance(reply, hiredis.ReplyError):
