@@ -244,20 +244,22 @@ def bench_book(n_deltas: int = 20000) -> dict:
         sim_book.bids, sim_book.asks = bids, asks
         frames.append(json.dumps({"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1, "data": {
             "s": "BTCUSDT", "b": b, "a": a, "u": i + 1, "seq": i + 1}}).encode())
-    stream = LinearStream("bench", "ws://x", ["BTCUSDT"], depth=50, levels=10)
-    stream.on_connect()
     ticker = json.dumps({"topic": "tickers.BTCUSDT", "type": "snapshot", "ts": 1,
                          "data": {"symbol": "BTCUSDT", "lastPrice": "1"}}).encode()
-    stream.parse(ticker)
-    t0 = time.perf_counter()
-    for f in frames:
-        out = stream.parse(f)
-        assert isinstance(out, list), out
-    parse_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for f in frames:
-        json.loads(f)
-    json_s = time.perf_counter() - t0
+    parse_s = json_s = float("inf")
+    for _ in range(5):  # best of 5 rounds, alternating: a noisy neighbour spoils a round, not the figure
+        stream = LinearStream("bench", "ws://x", ["BTCUSDT"], depth=50, levels=10)
+        stream.on_connect()
+        stream.parse(ticker)
+        t0 = time.perf_counter()
+        for f in frames:
+            out = stream.parse(f)
+            assert isinstance(out, list), out
+        parse_s = min(parse_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for f in frames:
+            json.loads(f)
+        json_s = min(json_s, time.perf_counter() - t0)
     levels = sum(len(json.loads(f)["data"]["b"]) + len(json.loads(f)["data"]["a"]) for f in frames[1:101]) / 100
     return {"deltas_per_s": len(frames) / parse_s, "json_only_per_s": len(frames) / json_s,
             "ratio": json_s / parse_s, "levels_per_delta": levels}
