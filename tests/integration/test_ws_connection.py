@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -108,3 +109,13 @@ def test_a_symbol_the_exchange_refuses_is_reported_and_the_rest_keeps_flowing(fe
     before = stats.messages_total
     wait_for(lambda: stats.reconnects == 1 and stats.messages_total > before + 3)
     assert not r.exists("t:ETHUSDT")
+
+
+def test_server_pings_are_answered(feed, sim):
+    # aiohttp's heartbeat: an RFC 6455 ping every 0.2 s, and the server drops a client whose pong is late.
+    sim.exchanges["bybit"].faults.ws_heartbeat = 0.2
+    conn, stats = feed()
+    wait_for(lambda: stats.state == SUBSCRIBED)
+    before = stats.messages_total
+    time.sleep(2.0)  # ~10 pings
+    assert stats.reconnects == 0 and stats.messages_total > before

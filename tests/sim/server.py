@@ -31,6 +31,8 @@ class Faults:
     garbage: list[str] = field(default_factory=list)  # frames to send once to every connection
     rest_errors: list[int | str] = field(default_factory=list)  # next REST answers: 429, 500, "garbage", "timeout"
     future_ts_ms: int = 0                # shift event timestamps (clock skew tests)
+    ws_heartbeat: float = 0.0            # > 0: new connections get RFC 6455 pings this often and are
+                                         # closed by the server when a pong does not come back in time
 
 
 class SimSession:
@@ -71,7 +73,8 @@ class ExchangeSim:
         """Upgrade a request to a WebSocket (or refuse it, as the fault says) and register it."""
         if self.faults.refuse_connections:
             raise web.HTTPServiceUnavailable(text="simulator refusing connections")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=max_msg_size)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=max_msg_size,
+                                   heartbeat=self.faults.ws_heartbeat or None)
         await ws.prepare(request)
         self.connects += 1
         self.connections.add(ws)
