@@ -69,6 +69,7 @@ def test_oversized_fragmented_message_is_dropped_whole():
     (frame(TEXT, b"a", fin=False) + frame(TEXT, b"b"), "inside a fragmented"),
     (frame(PING, b"p", fin=False), "control frame"),
     (bytes([0x83, 0x00]), "unknown opcode"),
+    (bytes([0x81, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1]), "most significant bit"),
 ])
 def test_protocol_violations_raise(stream, why):
     with pytest.raises(ProtocolError, match=why):

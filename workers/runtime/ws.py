@@ -186,7 +186,6 @@ class WsConnection:
                 if not self._close_reason:
                     self._close_reason = "connection closed by the server"
                 return
-            self._last_frame = time.monotonic()
             wall = time.time()  # the receive time of every frame in this read
             try:
                 events = feed(data)
@@ -194,6 +193,8 @@ class WsConnection:
                 stats.error("ws_protocol", str(exc), parse=False)
                 self._close_reason = f"protocol error: {exc}"
                 return
+            if events:  # liveness is a complete frame: bytes of an endless oversized one don't count
+                self._last_frame = time.monotonic()
             for opcode, payload in events:
                 if opcode > 0 and opcode <= BINARY:
                     if not self._on_message(ws, payload, opcode, wall):

@@ -9,7 +9,8 @@ it (bench/results.md: this path alone receives ~3x as many frames per second).
 
 Server-to-client rules enforced (RFC 6455 §5): frames are unmasked, RSV bits
 are zero (no extension is negotiated), control frames are final and at most
-125 bytes, continuation frames only follow an unfinished text/binary frame.
+125 bytes, continuation frames only follow an unfinished text/binary frame,
+a 64-bit length has its top bit clear.
 A violation raises ProtocolError: the stream can't be trusted, reconnect.
 """
 
@@ -76,6 +77,8 @@ class FrameDecoder:
                     need = hdr
                     break
                 length = int.from_bytes(data[pos + 2:pos + hdr], "big")
+                if length >> 63:
+                    raise ProtocolError("64-bit frame length with its most significant bit set")
             if b1 & 0x80:
                 raise ProtocolError("masked frame from the server")
             if b0 & 0x70:
