@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ class ExchangeSim:
         self.sim = sim
         self.faults = Faults()
         self.connections: set[web.WebSocketResponse] = set()
+        self.sockets: dict[web.WebSocketResponse, Any] = {}  # each connection's TCP socket (for corking)
         self.frames_sent = 0
         self.connects = 0
         self.rest_requests = 0
@@ -78,6 +80,7 @@ class ExchangeSim:
         await ws.prepare(request)
         self.connects += 1
         self.connections.add(ws)
+        self.sockets[ws] = request.transport.get_extra_info("socket") if request.transport else None
         return ws
 
     async def serve(self, session: Any, *loops: Any) -> web.WebSocketResponse:
@@ -91,6 +94,7 @@ class ExchangeSim:
             for t in tasks:
                 t.cancel()
             self.connections.discard(session.ws)
+            self.sockets.pop(session.ws, None)
         return session.ws
 
     async def publish_loop(self, session: Any) -> None:
@@ -106,7 +110,17 @@ class ExchangeSim:
                 # Deadline scheduling keeps the rate exact even at 1 kHz, where sleep() overshoots.
                 due += 1.0 / self.sim.rate_hz
                 await asyncio.sleep(max(0.0, due - loop.time()))
-                await session.publish_once()
+                sock = self.sockets.get(session.ws) if self.sim.cork_bursts else None
+                if sock is None:
+                    await session.publish_once()
+                    continue
+                # One tick's frames leave in as few segments as the kernel can make, the way a
+                # fast exchange server's burst arrives, instead of one segment per Python send.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                try:
+                    await session.publish_once()
+                finally:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
             except ConnectionError:
                 return
 
@@ -142,6 +156,7 @@ class Simulator:
         self.port = port
         self.rate_hz = rate_hz  # updates per second per subscribed topic; <= 0 means as fast as possible
         self.probe = False      # benchmark latency probe: prices carry their send time
+        self.cork_bursts = False  # benchmark: each tick's frames leave together (TCP_CORK around the tick)
         self.seed = seed
         from .delta import DeltaSim
 
@@ -219,6 +234,8 @@ class Simulator:
             self.rate_hz = float(body.pop("rate_hz"))
         if "probe" in body:
             self.probe = bool(body.pop("probe"))
+        if "cork_bursts" in body:
+            self.cork_bursts = bool(body.pop("cork_bursts"))
         for key, value in body.items():
             if not hasattr(ex.faults, key):
                 return web.json_response({"error": f"unknown fault {key}"}, status=400)
