@@ -12,6 +12,7 @@ Runs in a background thread for tests (`Simulator().start()`) or standalone
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -120,7 +121,8 @@ class ExchangeSim:
                 try:
                     await session.publish_once()
                 finally:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                    with contextlib.suppress(OSError):  # the client may be gone mid-tick
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
             except ConnectionError:
                 return
 
