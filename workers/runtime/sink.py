@@ -109,15 +109,7 @@ class RedisSink:
 
     def put(self, symbol: str, fields: dict[str, str], event_ts_ms: int, recv_ts_ms: int) -> None:
         """Queue fields for `<prefix>:<symbol>` and wake the writer thread to write them."""
-        with self._lock:
-            entry = self._pending.get(symbol)
-            if entry is None:
-                self._pending[symbol] = [dict(fields), event_ts_ms, recv_ts_ms]
-            else:
-                entry[0].update(fields)
-                if event_ts_ms > entry[1]:
-                    entry[1] = event_ts_ms
-                entry[2] = recv_ts_ms
+        self.stage([Update(symbol, fields, event_ts_ms)], recv_ts_ms)
         if not self._wakeup.is_set():  # set() takes a lock even when already set
             self._wakeup.set()
 
