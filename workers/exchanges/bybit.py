@@ -311,9 +311,7 @@ class LinearStream(BybitStream):
         else:
             raise ParseError("bad_frame", f"ticker type {kind!r:.20}")
         # Absent = unchanged; "" = not applicable (dated futures' funding): both skipped.
-        fields = decimal_fields(d, _LINEAR_TICKER_FIELDS)
-        if kind == "delta" and "ltp" in fields:
-            decimal_str(fields["ltp"], "lastPrice", positive=True)
+        fields = decimal_fields(d, _LINEAR_TICKER_FIELDS, positive=("ltp",))
         nft = d.get("nextFundingTime")
         if nft not in (None, "", "0"):
             fields["next_funding_time"] = ms_to_iso(nft, "nextFundingTime")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -52,13 +52,14 @@ def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: b
     return value
 
 
-def decimal_fields(d: dict, names: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """{dst: d[src]} for each (src, dst) present and non-empty in `d`, each checked by decimal_str."""
+def decimal_fields(d: dict, names: Sequence[tuple[str, str]], positive: Collection[str] = ()) -> dict[str, str]:
+    """{dst: d[src]} for each (src, dst) present and non-empty in `d`, each checked by decimal_str
+    (and > 0 where dst is in `positive`)."""
     fields = {}
     for src, dst in names:
         v = d.get(src)
         if v is not None and v != "":
-            fields[dst] = decimal_str(v, src)
+            fields[dst] = decimal_str(v, src, positive=dst in positive)
     return fields
 
 
