@@ -187,6 +187,7 @@ class WsConnection:
                     self._close_reason = "connection closed by the server"
                 return
             wall = time.time()  # the receive time of every frame in this read
+            recv_ms = int(wall * 1000)
             try:
                 events = feed(data)
             except ProtocolError as exc:
@@ -197,7 +198,7 @@ class WsConnection:
                 self._last_frame = time.monotonic()
             for opcode, payload in events:
                 if opcode > 0 and opcode <= BINARY:
-                    if not self._on_message(ws, payload, opcode, wall):
+                    if not self._on_message(ws, payload, opcode, wall, recv_ms):
                         return
                 elif opcode == PING:
                     ws.pong(payload)
@@ -208,7 +209,7 @@ class WsConnection:
                     stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
             flush()
 
-    def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int, wall: float) -> bool:
+    def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int, wall: float, recv_ms: int) -> bool:
         """Parse one message and stage its updates; False means drop the connection."""
         stats = self.stats
         if opcode == BINARY and not self.stream.binary_ok:
@@ -224,7 +225,7 @@ class WsConnection:
             return True
         if type(result) is list:
             if result:
-                self.sink.stage(result, int(wall * 1000))
+                self.sink.stage(result, recv_ms)
                 stats.messages_total += 1
                 stats.last_message_at = wall
                 if not self._got_data:
