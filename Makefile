@@ -4,9 +4,11 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install system-deps test-deps run test lint sim bench status clean
+.PHONY: install dev-install system-deps test-deps run test lint typecheck sim bench status clean
 
 install: system-deps $(VENV)/.installed
+# Tests, simulator, linters: requirements-dev.txt on top of the runtime's.
+dev-install: install $(VENV)/.dev-installed
 
 # Debian/Ubuntu packages the project needs: redis-server and venv support for python3.
 system-deps:
@@ -29,21 +31,28 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/python -m pip install -q -r requirements.txt
 	touch $@
 
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt $(VENV)/.installed
+	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
+	touch $@
+
 run: install
 	mkdir -p logs var
 	@echo "panel: http://127.0.0.1:8080   control: $(VENV)/bin/supervisorctl -c supervisord.conf status"
 	$(VENV)/bin/supervisord -c supervisord.conf
 
-test: install test-deps
+test: dev-install test-deps
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
-lint: install
+lint: dev-install
 	$(VENV)/bin/ruff check .
 
-bench: install
+typecheck: dev-install
+	$(VENV)/bin/mypy workers controlpanel
+
+bench: dev-install
 	$(VENV)/bin/python -m bench.bench $(BENCH_ARGS)
 
-sim: install
+sim: dev-install
 	$(VENV)/bin/python -m tests.sim --port 8765
 
 status:

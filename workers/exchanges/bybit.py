@@ -90,6 +90,7 @@ class BybitStream:
     """One Bybit public connection: a category, its topics, and the frame dispatch."""
 
     binary_ok = False
+    silence_timeout: float | None = None  # the configured window
 
     def __init__(self, name: str, url: str, category: str, topics: list[str], ping_interval: float = 20.0) -> None:
         self.name = name

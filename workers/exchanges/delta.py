@@ -212,6 +212,7 @@ class DeltaStream:
     """
 
     binary_ok = False
+    silence_timeout: float | None = None  # the configured window
 
     def __init__(
         self,

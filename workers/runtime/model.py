@@ -26,7 +26,8 @@ SUBSCRIBED = "subscribed"      # subscription acknowledged
 SUB_REJECTED = "sub_rejected"  # exchange refused a topic/symbol; detail says which
 PONG = "pong"                  # heartbeat answer
 IGNORED = "ignored"            # known frame with nothing to do
-SEND = "send"                  # only send Control.frames (resync of one topic)
+SEND = "send"                  # only send Control.frames (resync of one topic); counted as a resync
+REPLY = "reply"                # only send Control.frames (a protocol handshake step or heartbeat answer)
 RECONNECT = "reconnect"        # state can't be trusted: drop the connection
 
 

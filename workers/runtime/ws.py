@@ -58,6 +58,9 @@ class WsStream(Protocol):
     url: str
     ping_interval: float | None
     binary_ok: bool
+    # Read on every watchdog tick: a protocol that learns its heartbeat window from the server
+    # (socket.io's pingInterval + pingTimeout) sets it after connecting; None = the configured one.
+    silence_timeout: float | None
 
     def on_connect(self) -> list[str]:
         """Reset per-connection state; return the frames to send (subscribe requests)."""
@@ -280,8 +283,9 @@ class WsConnection:
             if not self._connected:
                 continue
             now = time.monotonic()
-            if now - self._last_frame > self.silence_timeout:
-                self._close_reason = f"no frame for {now - self._last_frame:.1f}s (silence timeout {self.silence_timeout:g}s)"
+            window = self.stream.silence_timeout or self.silence_timeout
+            if now - self._last_frame > window:
+                self._close_reason = f"no frame for {now - self._last_frame:.1f}s (silence timeout {window:g}s)"
                 self.stats.error("silence_timeout", self._close_reason, parse=False)
                 self._connected = False
                 self._abort()
