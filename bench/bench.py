@@ -3,7 +3,7 @@
     python -m bench.bench [--quick] [--out bench/results.md]
 
 Starts a private redis-server, the exchange simulator and one real feed process
-(`python -m workers.bybit_spot`), and prints a table. Every figure has a
+(`python -m workers bybit_spot`), and prints a table. Every figure has a
 baseline measured in the same run (these machines are noisy): the bare
 websocket-client receive + json.loads rate of the same frames, redis-benchmark,
 a naive one-HSET-per-frame loop.
@@ -80,7 +80,7 @@ class Feed:
         path.write_text(yaml.safe_dump(cfg))
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.redis.delete("service:status:bybit_spot")
-        self.proc = subprocess.Popen([PY, "-m", "workers.bybit_spot"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([PY, "-m", "workers", "bybit_spot"], cwd=ROOT, stdout=subprocess.DEVNULL,
                                      env={**os.environ, "LTP_CONFIG": str(path), "LTP_LOG_LEVEL": "WARNING"})
         wait_for(lambda: int(self.status().get("messages_total", 0)) > 0, 20)
 

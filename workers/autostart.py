@@ -21,7 +21,8 @@ def main() -> None:
         print(exc, flush=True)
         sys.exit(2)
     rpc = supervisor_proxy()
-    known = {p["name"] for p in rpc.supervisor.getAllProcessInfo()}
+    processes: list[dict] = rpc.supervisor.getAllProcessInfo()  # type: ignore[assignment]  # XML-RPC is untyped
+    known = {p["name"] for p in processes}
     for sid, svc in config.services.items():
         if not svc.enabled:
             print(f"{sid}: disabled in {config.path}; start it by hand with `supervisorctl start {sid}`", flush=True)

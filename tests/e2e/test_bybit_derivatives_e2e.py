@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 FUTURES = {"ltp", "mark_price", "index_price", "funding_rate", "next_funding_time", "open_interest", "best_bid",
            "best_ask", "bid_size", "ask_size", "spread", "bids", "asks", "update_id", "timestamp", "recv_ts",
            "original_symbol"}
-OPTIONS = {"ltp", "mark_price", "bid", "ask", "option_type", "underlying", "strike_price", "expiry_date", "delta",
+OPTIONS = {"ltp", "mark_price", "best_bid", "best_ask", "option_type", "underlying", "strike_price", "expiry_date", "delta",
            "gamma", "vega", "theta", "implied_volatility", "bid_iv", "ask_iv", "underlying_price", "open_interest",
            "timestamp", "recv_ts"}
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CONTRACT = {"ltp", "timestamp", "recv_ts", "original_symbol", "volume_24h", "high_24h", "low_24h",
-            "price_change_percent", "bid", "ask"}
+            "price_change_percent", "best_bid", "best_ask"}
 
 
 def test_bybit_spot_started_by_supervisorctl_fills_redis_publishes_and_stops(redis_server, sim, make_supervisor):
@@ -30,7 +30,7 @@ def test_bybit_spot_started_by_supervisorctl_fills_redis_publishes_and_stops(red
     assert row["original_symbol"] == "BTCUSDT"
     assert ISO_MS.match(row["timestamp"]), row["timestamp"]
     assert abs(int(row["recv_ts"]) - time.time() * 1000) < 10_000
-    assert float(row["bid"]) < float(row["ask"])
+    assert float(row["best_bid"]) < float(row["best_ask"])
 
     def published():
         msg = pubsub.get_message(timeout=0.2)
@@ -69,7 +69,7 @@ def test_unknown_symbol_is_reported_and_the_rest_keeps_flowing(redis_server, sim
     sv = make_supervisor(overrides={"bybit_spot": {"symbols": ["BTCUSDT", "NOSUCHUSDT", "ETHUSDT"]}})
     r = redis_server.client()
     sv.ctl("start", "bybit_spot")
-    wait_for(lambda: r.hget("bybit_spot:ETHUSDT", "ltp") and r.hget("bybit_spot:BTCUSDT", "bid"), 15)
+    wait_for(lambda: r.hget("bybit_spot:ETHUSDT", "ltp") and r.hget("bybit_spot:BTCUSDT", "best_bid"), 15)
     rejected = wait_for(lambda: json.loads(r.hget("service:status:bybit_spot", "rejected") or "{}"), 10)
     assert "tickers.NOSUCHUSDT" in rejected
     assert not r.exists("bybit_spot:NOSUCHUSDT")

@@ -13,12 +13,12 @@ from tests.harness import wait_for
 pytestmark = pytest.mark.e2e
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-FUTURES = {"ltp", "mark_price", "spot_price", "funding_rate", "open_interest", "volume_24h", "turnover_24h",
+FUTURES = {"ltp", "mark_price", "index_price", "funding_rate", "open_interest", "volume_24h", "turnover_24h",
            "best_bid", "best_ask", "high_24h", "low_24h", "timestamp", "recv_ts", "original_symbol"}
 OPTIONS = {"ltp", "mark_price", "option_type", "underlying", "strike_price", "expiry_date", "expiry", "delta", "gamma",
            "vega", "theta", "rho", "implied_volatility", "bid_iv", "ask_iv", "best_bid", "best_ask", "open_interest",
-           "spot_price", "timestamp", "recv_ts"}
-FAST = {"poll_interval": 0.5}
+           "index_price", "timestamp", "recv_ts"}
+FAST = {"discovery_interval": 0.5}
 
 
 def _status(r, sid: str) -> dict:
@@ -44,8 +44,9 @@ def test_three_feeds_fill_the_contract_and_report_unknown_symbols(redis_server, 
     assert "NOSUCHUSD" in rejected and not r.exists("delta_futures:NOSUCHUSD")
     assert _status(r, "delta_futures_ltp")["state"] == "subscribed"
 
-    idx = wait_for(lambda: (h := r.hgetall("delta_spot:BTCUSD")) and "ltp" in h and h, 10)
-    assert idx["source"] == "index" and idx["original_symbol"] == ".DEXBTUSD" and 60000 < float(idx["ltp"]) < 70000
+    idx = wait_for(lambda: (h := r.hgetall("delta_spot:BTCUSD")) and "index_price" in h and h, 10)
+    assert idx["source"] == "index" and idx["original_symbol"] == ".DEXBTUSD" and 60000 < float(idx["index_price"]) < 70000
+    assert "ltp" not in idx  # an index is not a trade
     spot = wait_for(lambda: (h := r.hgetall("delta_spot:BTC_USDT")) and "ltp" in h and h, 10)
     assert spot["source"] == "spot"
 

@@ -100,7 +100,7 @@ def test_a_symbol_the_exchange_refuses_is_reported_and_the_rest_keeps_flowing(fe
     sim.exchanges["bybit"].faults.reject_symbols = {"ETHUSDT"}
     conn, stats = feed(symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"))
     r = redis_server.client()
-    wait_for(lambda: r.hget("t:BTCUSDT", "bid") and r.hget("t:SOLUSDT", "ltp"))
+    wait_for(lambda: r.hget("t:BTCUSDT", "best_bid") and r.hget("t:SOLUSDT", "ltp"))
     wait_for(lambda: {"tickers.ETHUSDT", "orderbook.1.ETHUSDT"} <= stats.rejected.keys())
     assert "handler not found" in stats.rejected["tickers.ETHUSDT"]
     assert not r.exists("t:ETHUSDT")

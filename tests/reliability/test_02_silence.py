@@ -23,7 +23,7 @@ FEEDS = {  # feed -> (exchange, keys it writes)
 def test_silent_server_is_detected_and_reconnected_within_the_window(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={
         "bybit_spot": {"silence_timeout": WINDOW_S, "symbols": ["BTCUSDT", "ETHUSDT"]},
-        "delta_futures_ltp": {"silence_timeout": WINDOW_S, "poll_interval": 30, "symbols": ["BTCUSD", "ETHUSD"]},
+        "delta_futures_ltp": {"silence_timeout": WINDOW_S, "discovery_interval": 30, "symbols": ["BTCUSD", "ETHUSD"]},
     })
     r = redis_server.client()
     for feed in FEEDS:

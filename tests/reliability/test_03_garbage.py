@@ -62,7 +62,7 @@ CASES = {  # feed -> (exchange, keys, garbage)
 
 def test_garbage_is_counted_writes_nothing_and_the_feed_carries_on(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={"bybit_spot": {"symbols": ["BTCUSDT", "ETHUSDT"]},
-                                    "delta_spot": {"symbols": ["BTCUSD"], "poll_interval": 30}})
+                                    "delta_spot": {"symbols": ["BTCUSD"], "discovery_interval": 30}})
     r = redis_server.client()
     for feed in CASES:
         sv.ctl("start", feed)

@@ -31,7 +31,7 @@ def _keys(prefix: str, symbols: list[str]) -> list[str]:
 def test_redis_outage_feeds_survive_and_every_symbol_is_back_within_2s(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={
         "bybit_futures_orderbook": {"symbols": FEEDS["bybit_futures_orderbook"][1]},
-        "delta_futures_ltp": {"poll_interval": 30},
+        "delta_futures_ltp": {"discovery_interval": 30},
     })
     r = redis_server.client()
     for feed in FEEDS:

@@ -56,7 +56,7 @@ def test_rest_errors_back_off_recover_and_never_hammer(redis_server, sim, make_s
     dsim.faults.rest_errors = ["timeout", 500, 429]
     sv = make_supervisor(overrides={
         "bybit_options": {"discovery_interval": 1, "selection": {"underlyings": ["BTC"], "expiries": 1, "strike_range_pct": 5}},
-        "delta_futures_ltp": {"poll_interval": 0.5, "symbols": ["BTCUSD"]},
+        "delta_futures_ltp": {"discovery_interval": 0.5, "symbols": ["BTCUSD"]},
     })
     r = redis_server.client()
     t0 = time.monotonic()

@@ -24,7 +24,7 @@ def _ms(iso: str) -> int:
 
 def test_timestamp_never_goes_backwards_and_far_future_is_clamped(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={"bybit_spot": {"symbols": ["BTCUSDT"]},
-                                    "delta_futures_ltp": {"symbols": ["BTCUSD"], "poll_interval": 30}})
+                                    "delta_futures_ltp": {"symbols": ["BTCUSD"], "discovery_interval": 30}})
     r = redis_server.client()
     for feed in KEYS:
         sv.ctl("start", feed)

@@ -19,9 +19,9 @@ from tests.reliability.util import alive, status
 STOP_BUDGET_S = 2.0
 FAST = {
     "bybit_options": {"discovery_interval": 5, "selection": {"underlyings": ["BTC"], "expiries": 1, "strike_range_pct": 5}},
-    "delta_options": {"poll_interval": 5, "selection": {"underlyings": ["BTC"], "expiries": 1, "strike_range_pct": 3}},
-    "delta_spot": {"poll_interval": 5},
-    "delta_futures_ltp": {"poll_interval": 5},
+    "delta_options": {"discovery_interval": 5, "selection": {"underlyings": ["BTC"], "expiries": 1, "strike_range_pct": 3}},
+    "delta_spot": {"discovery_interval": 5},
+    "delta_futures_ltp": {"discovery_interval": 5},
 }
 
 

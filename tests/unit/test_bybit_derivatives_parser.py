@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from workers.exchanges import bybit
-from workers.runtime.config import ConfigError
+from workers.runtime.chain import Contract
 from workers.runtime.model import SEND, Control, ParseError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "bybit"
@@ -91,19 +91,21 @@ def test_option_ticker_sample_maps_greeks_and_contract_fields():
     s.on_connect()
     [upd] = s.parse(enc(sample("ticker_option_snapshot.json")))
     f = upd.fields
-    assert (f["ltp"], f["mark_price"], f["bid"], f["ask"]) == ("10", "7.86976724", "0", "10")
+    assert (f["ltp"], f["mark_price"], f["best_bid"], f["best_ask"]) == ("10", "7.86976724", "0", "10")
     assert (f["delta"], f["gamma"], f["vega"], f["theta"]) == ("0.047831", "0.00021453", "0.81351067", "-19.9115368")
     assert (f["implied_volatility"], f["bid_iv"], f["ask_iv"], f["underlying_price"]) == ("0.4896", "0", "0.514", "16815.1")
-    assert (f["option_type"], f["underlying"], f["strike_price"], f["expiry_date"]) == ("CALL", "BTC", "17500", "2023-01-06")
+    assert (f["option_type"], f["underlying"], f["strike_price"], f["expiry_date"], f["expiry"]) == (
+        "CALL", "BTC", "17500", "060123", "2023-01-06")
+    assert f["price_change_percent"] == "-33.3333"  # change24h is a fraction; the contract stores percent
     [again] = s.parse(enc(sample("ticker_option_snapshot.json")))
     assert "option_type" not in again.fields  # static fields once per connection
 
 
 @pytest.mark.parametrize("symbol, expect", [
     ("BTC-13FEB25-89000-P-USDT", {"option_type": "PUT", "underlying": "BTC", "strike_price": "89000",
-                                  "expiry_date": "2025-02-13", "settle_coin": "USDT"}),
+                                  "expiry_date": "130225", "expiry": "2025-02-13", "settle_coin": "USDT"}),
     ("ETH-28FEB25-2800-C", {"option_type": "CALL", "underlying": "ETH", "strike_price": "2800",
-                            "expiry_date": "2025-02-28", "settle_coin": "USDC"}),
+                            "expiry_date": "280225", "expiry": "2025-02-28", "settle_coin": "USDC"}),
 ])
 def test_option_symbols(symbol, expect):
     assert bybit.parse_option_symbol(symbol) == expect
@@ -115,33 +117,23 @@ def test_bad_option_symbols(symbol):
         bybit.parse_option_symbol(symbol)
 
 
-def inst(symbol: str, delivery: int, status: str = "Trading", base: str = "BTC") -> dict:
-    return {"symbol": symbol, "deliveryTime": str(delivery), "status": status, "baseCoin": base, "settleCoin": "USDC"}
+def test_option_without_a_trade_has_no_ltp_but_its_other_fields():
+    s = bybit.OptionStream("option#0", "ws://x", ["BTC-6JAN23-17500-C"])
+    s.on_connect()
+    frame = sample("ticker_option_snapshot.json")
+    frame["data"]["lastPrice"] = "0"  # Bybit's value until the contract first trades
+    [upd] = s.parse(enc(frame))
+    assert "ltp" not in upd.fields and upd.fields["mark_price"] == "7.86976724" and upd.fields["original_symbol"]
 
 
-def test_select_chain_nearest_expiries_and_strike_window():
-    now = 1_000
-    chain = [
-        inst("BTC-1JAN30-100-C", 500),                 # expired
-        inst("BTC-2JAN30-100-C", 2_000), inst("BTC-2JAN30-150-P", 2_000),
-        inst("BTC-3JAN30-105-C", 3_000), inst("BTC-3JAN30-95-P", 3_000, status="PreLaunch"),
-        inst("BTC-4JAN30-100-C", 4_000),               # third expiry
-        inst("ETH-2JAN30-10-C", 2_000, base="ETH"),    # other underlying
+def test_option_contracts_read_instruments_info():
+    rows = [
+        {"symbol": "BTC-2JAN30-100-C", "deliveryTime": "2000", "status": "Trading", "baseCoin": "BTC", "settleCoin": "USDC"},
+        {"symbol": "BTC-3JAN30-95-P", "deliveryTime": "3000", "status": "PreLaunch", "baseCoin": "BTC"},
+        {"symbol": "BTCUSDT", "deliveryTime": "3000", "status": "Trading"},
+        {"symbol": "BTC-3JAN30-95-P-USDT", "deliveryTime": "x", "status": "Trading"},
     ]
-    rule = bybit.check_selection({"underlyings": ["btc"], "expiries": 2, "strike_range_pct": 10}, "sel")
-    assert bybit.select_chain(chain, {"BTC": 100.0}, rule, now) == ["BTC-2JAN30-100-C", "BTC-3JAN30-105-C"]
-    rule["strike_range_pct"] = 0
-    rule["expiries"] = 0
-    assert len(bybit.select_chain(chain, {}, rule, now)) == 4
-
-
-@pytest.mark.parametrize("rule, key", [
-    ({"underlying": ["BTC"]}, "sel.underlying"), ({"expiries": -1}, "sel.expiries"),
-    ({"strike_range_pct": "ten"}, "sel.strike_range_pct"), ({"underlyings": "BTC"}, "sel.underlyings"),
-])
-def test_selection_errors_name_the_key(rule, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        bybit.check_selection(rule, "sel")
+    assert bybit.option_contracts(rows) == [Contract("BTC-2JAN30-100-C", "BTC", 2000, 100.0, "USDC")]
 
 
 def test_option_topics_shard_within_2000_args_and_21000_chars_per_connection():

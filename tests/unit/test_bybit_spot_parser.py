@@ -32,18 +32,20 @@ def test_spot_ticker_sample_maps_to_the_contract():
     }
 
 
-def test_book_top_waits_for_a_ticker_then_gives_bid_and_ask():
+def test_book_top_is_written_before_a_ticker_and_names_its_symbol():
     s = stream()
     book = json.loads(sample("orderbook_snapshot.json"))
     book["topic"] = "orderbook.1.BTCUSDT"
-    assert s.parse(json.dumps(book).encode()) == []  # no ltp yet for this symbol
+    [first] = s.parse(json.dumps(book).encode())  # no trade known yet: no ltp, but the quotes are real
+    assert first.fields == {"best_bid": "16493.50", "bid_size": "0.006", "best_ask": "16611.00", "ask_size": "0.029",
+                            "original_symbol": "BTCUSDT"}
     s.parse(sample("ticker_spot_snapshot.json"))
     [upd] = s.parse(json.dumps(book).encode())
-    assert upd.fields == {"bid": "16493.50", "bid_size": "0.006", "ask": "16611.00", "ask_size": "0.029"}
+    assert upd.fields == {"best_bid": "16493.50", "bid_size": "0.006", "best_ask": "16611.00", "ask_size": "0.029"}
     delta = {"topic": "orderbook.1.BTCUSDT", "type": "delta", "ts": 1672304484999,
              "data": {"s": "BTCUSDT", "b": [["16493.50", "0"], ["16494.00", "1.5"]], "a": [], "u": 18521289, "seq": 1}}
     [upd] = s.parse(json.dumps(delta).encode())
-    assert upd.fields["bid"] == "16494.00" and upd.fields["bid_size"] == "1.5"
+    assert upd.fields["best_bid"] == "16494.00" and upd.fields["bid_size"] == "1.5"
 
 
 @pytest.mark.parametrize("name", ["subscribe_ack_spot.json", "subscribe_ack_linear.json", "subscribe_ack_option.json"])

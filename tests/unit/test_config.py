@@ -51,7 +51,7 @@ def test_wrong_type_names_key_value_and_allowed():
     data = base()
     data["exchanges"]["bybit"]["services"]["bybit_spot"]["ping_interval"] = "fast"
     msg = error_of(data)
-    assert "bybit_spot.ping_interval" in msg and "'fast'" in msg and "positive number" in msg
+    assert "bybit_spot.ping_interval" in msg and "'fast'" in msg and "1 to 3600 seconds" in msg
 
 
 def test_unknown_service_and_exchange_list_what_is_allowed():
@@ -61,7 +61,7 @@ def test_unknown_service_and_exchange_list_what_is_allowed():
     data = base()
     data["exchanges"]["binance"] = {}
     msg = error_of(data)
-    assert "exchanges.binance: unknown exchange" in msg and "bybit, coindcx, delta, hyperliquid" in msg
+    assert "exchanges.binance: unknown exchange" in msg and "bybit, delta" in msg
 
 
 def test_endpoint_must_name_a_defined_endpoint():

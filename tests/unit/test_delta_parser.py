@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from workers.exchanges import delta
+from workers.runtime.chain import Contract
 from workers.runtime.model import PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "delta"
@@ -39,7 +40,7 @@ def test_compact_ticker_sample_futures():
     [u] = s.parse(sample("ticker_public"))
     assert u.symbol == "BTCUSD" and u.event_ts_ms == 1775801092453
     f = u.fields
-    assert f["ltp"] == "72123.5" and f["mark_price"] == "72124.53970358" and f["spot_price"] == "72154.6"
+    assert f["ltp"] == "72123.5" and f["mark_price"] == "72124.53970358" and f["index_price"] == "72154.6"
     assert f["best_bid"] == "72100" and f["best_ask"] == "72101" and f["open_interest"] == "537395"
     assert f["high_24h"] == "73135.5" and f["low_24h"] == "70495" and f["original_symbol"] == "BTCUSD"
     assert "delta" not in f  # greeks only for options
@@ -84,11 +85,12 @@ def test_index_price_is_written_under_the_pair_name():
     s = delta.DeltaStream("t", "ws://x", "spot", {"index": [".DEUSDTUSD"]}, keys={".DEUSDTUSD": "USDTUSD"})
     s.on_connect()
     [u] = s.parse(sample("spot_price_public"))
-    assert u.symbol == "USDTUSD" and u.fields == {"ltp": "1", "source": "index", "original_symbol": ".DEUSDTUSD"}
+    # An index is not a trade: it is written as index_price, and no ltp is made up from it.
+    assert u.symbol == "USDTUSD" and u.fields == {"index_price": "1", "source": "index", "original_symbol": ".DEUSDTUSD"}
     legacy = delta.DeltaStream("t", "ws://x", "spot", {"index": [".DEETHUSD"]}, protocol=delta.LEGACY,
                                keys={".DEETHUSD": "ETHUSD"})
     [u] = legacy.parse(b'{"s":".DEETHUSD","p":1349.3412141,"type":"v2/spot_price"}')
-    assert u.symbol == "ETHUSD" and u.fields["ltp"] == "1349.3412141"
+    assert u.symbol == "ETHUSD" and u.fields["index_price"] == "1349.3412141" and "ltp" not in u.fields
 
 
 def test_acks_heartbeat_and_channel_errors():
@@ -162,23 +164,25 @@ def _opt(sym: str, state: str = "live") -> dict:
     return {"symbol": sym, "state": state, "settlement_time": f"{day.isoformat()}T12:00:00Z"}
 
 
-def test_select_chain_nearest_expiries_and_strike_window():
-    now = dt.datetime(2026, 11, 25, 13, 0, tzinfo=dt.UTC)
-    days = ("251126", "261126", "271126", "041226")
-    products = [_opt(f"{k}-BTC-{s}-{d}") for k in "CP" for s in (90000, 95000, 100000, 106000) for d in days]
-    products += [_opt("C-BTC-100000-281126", "expired"), _opt("C-ETH-3000-261126"), _opt("C-SOL-150-261126")]
-    rule = delta.ChainRule(("BTC", "ETH"), expiries=2, strike_range_pct=5)
-    got = delta.select_chain(products, {"BTC": 100000.0}, rule, now)
-    # 251126 settled at 12:00 today; ETH has no spot price; SOL is not selected.
-    assert got == sorted(f"{k}-BTC-{s}-{d}" for k in "CP" for s in (95000, 100000) for d in ("261126", "271126"))
+def test_option_contracts_from_products():
+    [c] = delta.option_contracts([_opt("C-BTC-95000-261126")])
+    assert c == Contract("C-BTC-95000-261126", "BTC", int(dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp() * 1000), 95000.0)
+    [c] = delta.option_contracts([{"symbol": "P-ETH-3000-261126"}])  # no settlement_time: the symbol's date
+    assert c.expiry_ms == int(dt.datetime(2026, 11, 26, tzinfo=dt.UTC).timestamp() * 1000)
+    assert delta.option_contracts([{"symbol": "BTCUSD"}]) == []
 
 
-def test_chain_rule_config_errors():
-    class Svc:
-        service_id = "delta_options"
-        selection = {"expiries": 0}
-    with pytest.raises(delta.ConfigError, match="selection.expiries"):
-        delta.ChainRule.from_config(Svc())
-    Svc.selection = {"strike_pct": 5}
-    with pytest.raises(delta.ConfigError, match="unknown key"):
-        delta.ChainRule.from_config(Svc())
+@pytest.mark.parametrize("value, ms", [
+    (1609459200, 1609459200000),              # seconds, as the REST tickers example shows
+    (1609459200123, 1609459200123),           # milliseconds
+    (1609459200123456, 1609459200123),        # microseconds, as the sockets send
+    ("1609459200123456789", 1609459200123),   # nanoseconds, as a string
+])
+def test_epoch_time_unit_is_told_by_magnitude(value, ms):
+    assert delta.epoch_ms(value, "timestamp") == ms
+
+
+@pytest.mark.parametrize("value", [0, -5, "12ab", 12, 10**25, None, 1.5])
+def test_implausible_epoch_times_are_parse_errors(value):
+    with pytest.raises(ParseError):
+        delta.epoch_ms(value, "timestamp")

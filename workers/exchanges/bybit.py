@@ -17,14 +17,13 @@ Facts (see NOTES in the issue tracker and bybit-exchange/docs):
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from orjson import dumps
 
 from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
 from workers.runtime.book import BookError, OrderBook
-from workers.runtime.config import ConfigError
+from workers.runtime.chain import Contract
 from workers.runtime.model import (
     IGNORED,
     PONG,
@@ -35,12 +34,13 @@ from workers.runtime.model import (
     ParseError,
     Update,
 )
-from workers.runtime.poll import RestError, get_json
+from workers.runtime.paging import unwrap
+from workers.runtime.sharding import shard
 from workers.runtime.timefmt import iso_ms
 
 MAX_ARGS_PER_REQUEST = {"spot": 10, "linear": 200, "option": 200}
 # Only options cap the args count per connection; every category caps their length (21,000 chars).
-MAX_ARGS_PER_CONNECTION = {"spot": 10**9, "linear": 10**9, "option": 2000}
+MAX_ARGS_PER_CONNECTION: dict[str, int | None] = {"spot": None, "linear": None, "option": 2000}
 MAX_ARGS_CHARS_PER_CONNECTION = 21_000
 PING_FRAME = '{"op":"ping"}'
 
@@ -53,22 +53,9 @@ def percent_from_fraction(value: str) -> str:
     return f"{float(value) * 100:.6g}"
 
 
-def shard_symbols(symbols: list[str], topics_of: Callable[[str], list[str]], category: str) -> list[list[str]]:
-    """Split symbols over connections within Bybit's per-connection limits (args count and
-    serialized length); a symbol's topics stay on one connection, whose parser joins them."""
-    cap = MAX_ARGS_PER_CONNECTION[category]
-    shards: list[list[str]] = [[]]
-    args = chars = 0
-    for symbol in symbols:
-        topics = topics_of(symbol)
-        cost = sum(len(t) + 3 for t in topics)  # quotes and comma in the serialized args array
-        if shards[-1] and (args + len(topics) > cap or chars + cost > MAX_ARGS_CHARS_PER_CONNECTION):
-            shards.append([])
-            args = chars = 0
-        shards[-1].append(symbol)
-        args += len(topics)
-        chars += cost
-    return shards
+def shard_symbols(symbols: list[str], topics_of: Any, category: str) -> list[list[str]]:
+    """Symbols over connections within Bybit's per-connection limits (args count and serialized length)."""
+    return shard(symbols, topics_of, max_topics=MAX_ARGS_PER_CONNECTION[category], max_chars=MAX_ARGS_CHARS_PER_CONNECTION)
 
 
 def batches(topics: list[str], category: str) -> list[list[str]]:
@@ -97,7 +84,7 @@ class BybitStream:
         self.url = url
         self.category = category
         self.topics = topics
-        self.ping_interval = ping_interval
+        self.ping_interval: float | None = ping_interval
 
     def on_connect(self) -> list[str]:
         self.reset()
@@ -139,7 +126,7 @@ class BybitStream:
         channel, _, symbol = topic.partition(".")
         return self.on_data(channel, symbol, msg.get("type"), data, ts, topic)
 
-    def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update]:
+    def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update] | Control:
         raise ParseError("unknown_topic", topic)
 
     def control(self, msg: dict) -> Control:
@@ -147,7 +134,8 @@ class BybitStream:
         if op == "pong" or (op == "ping" and msg.get("ret_msg") == "pong"):
             return _PONG
         if op == "subscribe" or msg.get("type") == "COMMAND_RESP":
-            data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+            raw_data = msg.get("data")
+            data: dict = raw_data if isinstance(raw_data, dict) else {}
             fail_topics = data.get("failTopics")
             failed = [t for t in fail_topics if isinstance(t, str)] if isinstance(fail_topics, list) else []
             req_id = msg.get("req_id")
@@ -195,7 +183,7 @@ class SpotStream(BybitStream):
     def reset(self) -> None:
         self._books.clear()
 
-    def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update]:
+    def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update] | Control:
         if type(data) is not dict:
             raise ParseError("bad_frame", f"data of {topic} is not an object")
         if channel == "tickers":
@@ -235,14 +223,14 @@ class SpotStream(BybitStream):
                 raise ParseError("bad_frame", f"orderbook type {kind!r:.20}")
         except BookError as exc:
             raise ParseError("bad_book", f"{symbol}: {exc}") from None
-        if symbol not in self._has_ticker:
-            return []  # `ltp` must be in the hash before anything else is written
         (bids, asks) = book.top(1)
         fields = {}
         if bids:
-            fields["bid"], fields["bid_size"] = bids[0]
+            fields["best_bid"], fields["bid_size"] = bids[0]
         if asks:
-            fields["ask"], fields["ask_size"] = asks[0]
+            fields["best_ask"], fields["ask_size"] = asks[0]
+        if fields and symbol not in self._has_ticker:
+            fields["original_symbol"] = symbol  # the book may come first; the hash names its symbol from the start
         return [Update(symbol, fields, ts)] if fields else []
 
 
@@ -262,7 +250,7 @@ _LINEAR_TICKER_FIELDS = (
     ("lastPrice", "ltp"), ("markPrice", "mark_price"), ("indexPrice", "index_price"),
     ("fundingRate", "funding_rate"), ("openInterest", "open_interest"), ("openInterestValue", "open_interest_value"),
     ("volume24h", "volume_24h"), ("turnover24h", "turnover_24h"), ("highPrice24h", "high_24h"),
-    ("lowPrice24h", "low_24h"), ("prevPrice24h", "prev_price_24h"),
+    ("lowPrice24h", "low_24h"), ("prevPrice24h", "prev_price_24h"), ("fundingIntervalHour", "funding_interval_hours"),
 )
 
 
@@ -344,9 +332,9 @@ class LinearStream(BybitStream):
             elif kind == "delta":
                 if book is None or not book.ready:
                     return []  # waiting for the snapshot a resync asked for
-                if u <= book.update_id:
+                if book.update_id is not None and u <= book.update_id:
                     raise ParseError("stale_book_update", f"{topic}: u={u} after {book.update_id}")
-                if u != book.update_id + 1:
+                if book.update_id is None or u != book.update_id + 1:
                     return self._resync(symbol, topic, f"gap: u={u} after {book.update_id}")
                 book.apply_delta(d.get("b") or (), d.get("a") or (), u)
             else:
@@ -355,11 +343,11 @@ class LinearStream(BybitStream):
             return self._resync(symbol, topic, f"bad level ({exc})")
         if book.crossed():
             return self._resync(symbol, topic, "crossed book")
-        if symbol not in self._has_ticker:
-            return []
         bids, asks = book.top(self.levels)
         fields = {"bids": dumps(bids).decode(), "asks": dumps(asks).decode(),
                   "update_id": str(u)}
+        if symbol not in self._has_ticker:
+            fields["original_symbol"] = symbol  # the book may come before the ticker snapshot
         if bids:
             fields["best_bid"], fields["bid_size"] = bids[0]
         if asks:
@@ -380,12 +368,12 @@ def linear_streams(url: str, symbols: list[str], *, depth: int = 50, levels: int
 
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
 _OPTION_TICKER_FIELDS = (
-    ("markPrice", "mark_price"), ("bidPrice", "bid"), ("askPrice", "ask"), ("bidSize", "bid_size"),
+    ("markPrice", "mark_price"), ("bidPrice", "best_bid"), ("askPrice", "best_ask"), ("bidSize", "bid_size"),
     ("askSize", "ask_size"), ("bidIv", "bid_iv"), ("askIv", "ask_iv"), ("markPriceIv", "implied_volatility"),
     ("delta", "delta"), ("gamma", "gamma"), ("vega", "vega"), ("theta", "theta"),
     ("underlyingPrice", "underlying_price"), ("indexPrice", "index_price"), ("openInterest", "open_interest"),
     ("volume24h", "volume_24h"), ("turnover24h", "turnover_24h"), ("highPrice24h", "high_24h"),
-    ("lowPrice24h", "low_24h"), ("change24h", "change_24h"),
+    ("lowPrice24h", "low_24h"),
 )
 
 
@@ -403,7 +391,8 @@ def parse_option_symbol(symbol: str) -> dict[str, str]:
         "option_type": "CALL" if kind == "C" else "PUT",
         "underlying": base,
         "strike_price": strike,
-        "expiry_date": f"20{year}-{_MONTHS[month]:02d}-{int(day):02d}",
+        "expiry_date": f"{int(day):02d}{_MONTHS[month]:02d}{year}",  # DDMMYY, as on every exchange
+        "expiry": f"20{year}-{_MONTHS[month]:02d}-{int(day):02d}",
         "settle_coin": parts[4] if len(parts) == 5 else "USDC",
     }
 
@@ -428,7 +417,11 @@ class OptionStream(BybitStream):
         if float(last) < 0:
             raise ParseError("bad_value", f"lastPrice out of range: {last!r:.40}")
         fields = decimal_fields(data, _OPTION_TICKER_FIELDS)
-        fields["ltp"] = last  # "0" until the contract first trades; mark_price is always there
+        if float(last) > 0:  # "0" until the contract first trades: no trade, no `ltp` (mark_price is always there)
+            fields["ltp"] = last
+        change = data.get("change24h")
+        if change not in (None, ""):
+            fields["price_change_percent"] = percent_from_fraction(decimal_str(change, "change24h"))
         if rest not in self._described:  # static fields once per connection; Redis keeps them
             fields.update(parse_option_symbol(rest))
             fields["original_symbol"] = rest
@@ -441,101 +434,59 @@ def option_streams(url: str, symbols: list[str], *, ping_interval: float = 20.0)
     return [OptionStream(f"option#{i}", url, shard, ping_interval=ping_interval) for i, shard in enumerate(shards)]
 
 
-SELECTION_KEYS = ("underlyings", "expiries", "strike_range_pct", "settle_coins")
+# -- REST: paths and pure readers of the replies (the calls are made by the wiring) --------
+
+INSTRUMENTS_PATH = "/v5/market/instruments-info"
+TICKERS_PATH = "/v5/market/tickers"
+INSTRUMENTS_PAGE_LIMIT = 1000
 
 
-def check_selection(rule: dict, path: str) -> dict:
-    """Validate the option-chain rule; errors name the key and what is allowed."""
-    for key in rule:
-        if key not in SELECTION_KEYS:
-            raise ConfigError(f"{path}.{key}", "unknown key", ", ".join(SELECTION_KEYS))
-    unds = rule.get("underlyings", ["BTC"])
-    if not isinstance(unds, list) or not unds or not all(isinstance(u, str) and u.isalnum() for u in unds):
-        raise ConfigError(f"{path}.underlyings", f"expected a list of coins, got {unds!r}", "e.g. [BTC, ETH]")
-    n = rule.get("expiries", 2)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ConfigError(f"{path}.expiries", f"expected an integer >= 0, got {n!r}", "0 = all expiries, N = nearest N")
-    pct = rule.get("strike_range_pct", 10)
-    if not isinstance(pct, (int, float)) or isinstance(pct, bool) or pct < 0:
-        raise ConfigError(f"{path}.strike_range_pct", f"expected a number >= 0, got {pct!r}", "0 = all strikes")
-    settles = rule.get("settle_coins", ["USDC", "USDT"])
-    if not isinstance(settles, list) or not all(isinstance(c, str) for c in settles):
-        raise ConfigError(f"{path}.settle_coins", f"expected a list, got {settles!r}", "USDC, USDT")
-    return {"underlyings": [u.upper() for u in unds], "expiries": n, "strike_range_pct": float(pct), "settle_coins": settles}
+def _v5_ok(body: dict) -> bool:
+    return body.get("retCode") == 0 and isinstance(body.get("result"), dict)
 
 
-def select_chain(instruments: list[dict], spot: dict[str, float], rule: dict, now_ms: int) -> list[str]:
-    """Pick option symbols by rule from instruments-info entries (pure; REST fetching is elsewhere).
+def result_of(body: Any, url: str) -> dict:
+    """The `result` of a V5 reply ({retCode, retMsg, result}), or RestError."""
+    result: dict = unwrap(body, url, _v5_ok)
+    return result
 
-    Keeps Trading contracts of the wanted underlyings and settle coins that have not
-    expired, the nearest `expiries` expiry times per underlying, and strikes within
-    ±strike_range_pct of that underlying's spot price.
-    """
-    by_underlying: dict[str, list[tuple[int, float, str]]] = {}
+
+def instruments_page(body: Any) -> tuple[list[dict], str | None]:
+    """One page of instruments-info: its rows and the next page's cursor."""
+    result = result_of(body, INSTRUMENTS_PATH)
+    rows = [i for i in result.get("list") or () if isinstance(i, dict)]
+    return rows, result.get("nextPageCursor") or None
+
+
+def option_params(base_coin: str) -> dict[str, Any]:
+    """instruments-info defaults to BTC: ask per base coin."""
+    return {"category": "option", "baseCoin": base_coin, "limit": INSTRUMENTS_PAGE_LIMIT}
+
+
+def option_contracts(instruments: list[dict]) -> list[Contract]:
+    """Trading option contracts for the chain rule; entries that can't be read are skipped."""
+    out = []
     for inst in instruments:
         try:
             symbol = inst["symbol"]
-            delivery = int(inst["deliveryTime"])
             contract = parse_option_symbol(symbol)
+            delivery = int(inst["deliveryTime"])
         except (KeyError, TypeError, ValueError, ParseError):
             continue
-        if inst.get("status") != "Trading" or delivery <= now_ms:
+        if inst.get("status") != "Trading":
             continue
-        base = inst.get("baseCoin") or contract["underlying"]
-        if base not in rule["underlyings"] or inst.get("settleCoin", contract["settle_coin"]) not in rule["settle_coins"]:
-            continue
-        by_underlying.setdefault(base, []).append((delivery, float(contract["strike_price"]), symbol))
-    chosen: list[str] = []
-    for base, items in by_underlying.items():
-        expiries = sorted({d for d, _, _ in items})
-        if rule["expiries"]:
-            expiries = expiries[: rule["expiries"]]
-        keep = set(expiries)
-        price = spot.get(base)
-        pct = rule["strike_range_pct"]
-        for delivery, strike, symbol in items:
-            if delivery not in keep:
-                continue
-            if pct and price and abs(strike - price) > price * pct / 100:
-                continue
-            chosen.append(symbol)
-    return sorted(chosen)
-
-
-# -- REST (I/O kept to these thin fetchers; selection above is pure) ----------------
-
-MAX_PAGES = 50
-
-
-def _result(body: Any, what: str) -> dict:
-    if not isinstance(body, dict) or body.get("retCode") != 0 or not isinstance(body.get("result"), dict):
-        msg = body.get("retMsg") if isinstance(body, dict) else type(body).__name__
-        raise RestError(f"{what}: unexpected answer (retCode {body.get('retCode') if isinstance(body, dict) else '?'}, {msg!r:.80})")
-    return body["result"]
-
-
-def fetch_option_instruments(session: Any, rest_url: str, base_coin: str) -> list[dict]:
-    """Every option of one base coin (instruments-info defaults to BTC, so ask per coin), all pages."""
-    out: list[dict] = []
-    cursor = ""
-    for _ in range(MAX_PAGES):
-        params = {"category": "option", "baseCoin": base_coin, "limit": 1000}
-        if cursor:
-            params["cursor"] = cursor
-        result = _result(get_json(session, f"{rest_url}/v5/market/instruments-info", params), "instruments-info")
-        page = result.get("list")
-        out.extend(i for i in page or () if isinstance(i, dict))
-        cursor = result.get("nextPageCursor") or ""
-        if not cursor:
-            break
+        out.append(Contract(symbol, inst.get("baseCoin") or contract["underlying"], delivery,
+                            float(contract["strike_price"]), inst.get("settleCoin") or contract["settle_coin"]))
     return out
 
 
-def fetch_spot_price(session: Any, rest_url: str, coin: str, quote: str = "USDT") -> float | None:
-    """Spot last price of COIN/USDT, used to centre the strike window."""
-    result = _result(get_json(session, f"{rest_url}/v5/market/tickers", {"category": "spot", "symbol": f"{coin}{quote}"}),
-                     "tickers")
-    for item in result.get("list") or ():
+def spot_ticker_params(coin: str, quote: str = "USDT") -> dict[str, str]:
+    return {"category": "spot", "symbol": f"{coin}{quote}"}
+
+
+def last_price(body: Any) -> float | None:
+    """The spot last price in a tickers reply (centres the strike window), None if absent."""
+    for item in result_of(body, TICKERS_PATH).get("list") or ():
         try:
             return float(item["lastPrice"])
         except (KeyError, TypeError, ValueError):

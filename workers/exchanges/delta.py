@@ -24,18 +24,14 @@ import json
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction
-from workers.runtime.config import ConfigError, ServiceConfig
-from workers.runtime.discovery import DiscoveredWsFeed
-from workers.runtime.feed import FeedContext, Source
+from workers.runtime.chain import Contract
+from workers.runtime.config import ServiceConfig
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError, get_json
-from workers.runtime.ws import WsConnection
+from workers.runtime.paging import unwrap
+from workers.runtime.poll import RestError
 
 COMPACT, LEGACY = "compact", "legacy"
 # Logical channel -> wire name per protocol.
@@ -45,7 +41,6 @@ CHANNELS = {
 }
 ENABLE_HEARTBEAT = '{"type":"enable_heartbeat"}'
 PAGE_SIZE = 100          # the documented default; the maximum is not documented
-MAX_PAGES = 200          # a cursor that never ends must not hang discovery
 SYMBOLS_PER_CONNECTION = 500  # no ticker cap is documented; keep frames and fan-in moderate
 FUTURE_TYPES = ("perpetual_futures", "futures")
 OPTION_TYPES = ("call_options", "put_options")
@@ -93,23 +88,6 @@ def protocol_of(service: ServiceConfig) -> str:
     return LEGACY if service.endpoint.endswith("legacy_ws") else COMPACT
 
 
-def rest_url(service: ServiceConfig) -> str:
-    """The REST base of the same region as the socket: <region>[_legacy]_ws -> <region>_rest."""
-    explicit = getattr(service, "rest_endpoint", None)  # an explicit `rest_endpoint` wins over the naming rule
-    if explicit:
-        return service.endpoints[explicit].rstrip("/")
-    name = service.endpoint
-    region = name.removesuffix("_ws").removesuffix("_legacy")
-    key = f"{region}_rest"
-    if key not in service.endpoints or not name.endswith("_ws"):
-        raise ConfigError(
-            f"exchanges.delta.services.{service.service_id}.endpoint",
-            f"{name!r} has no REST endpoint {key!r} beside it",
-            "<region>_ws or <region>_legacy_ws with <region>_rest in exchanges.delta.endpoints",
-        )
-    return service.endpoints[key].rstrip("/")
-
-
 # -- frame parsing ---------------------------------------------------------------------
 
 
@@ -120,6 +98,21 @@ def _micros(value: Any, name: str) -> int:
     if type(value) is not int or value <= 0:
         raise ParseError("bad_type", f"{name} should be epoch microseconds, got {value!r:.40}")
     return value // 1000
+
+
+def epoch_ms(value: Any, name: str) -> int:
+    """An epoch time in s, ms, µs or ns (int or digit string) -> ms, the unit told by magnitude.
+
+    Delta's sockets send µs, while its REST tickers example shows seconds (1609459200):
+    where the docs leave the unit open, a plausible date decides it."""
+    if type(value) is str and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is not int or value <= 0:
+        raise ParseError("bad_type", f"{name} should be an epoch time, got {value!r:.40}")
+    for ms in (value * 1000, value, value // 1000, value // 1_000_000):  # as s, ms, µs, ns: the one in 2001..2286
+        if 1_000_000_000_000 <= ms < 10_000_000_000_000:
+            return ms
+    raise ParseError("bad_value", f"{name} is not a plausible epoch time: {value!r:.40}")
 
 
 def _put(fields: dict[str, str], key: str, value: Any, name: str) -> None:
@@ -148,7 +141,7 @@ def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
     _put(f, "high_24h", _at(ohlc, 1), "ohlc.high")
     _put(f, "low_24h", _at(ohlc, 2), "ohlc.low")
     _put(f, "mark_price", d.get("m"), "m")
-    _put(f, "spot_price", spot, "sp")
+    _put(f, "index_price", spot, "sp")
     _put(f, "open_interest", _at(d.get("oi"), 0), "oi.contracts")
     _put(f, "turnover_24h", _at(d.get("to"), 0), "to.turnover")
     q = d.get("q")
@@ -172,7 +165,7 @@ def legacy_ticker_fields(d: dict, kind: str) -> dict[str, str]:
     _put(f, "high_24h", d.get("high"), "high")
     _put(f, "low_24h", d.get("low"), "low")
     _put(f, "mark_price", d.get("mark_price"), "mark_price")
-    _put(f, "spot_price", d.get("spot_price"), "spot_price")
+    _put(f, "index_price", d.get("spot_price"), "spot_price")
     # Contracts, as the compact channel gives; `oi` (underlying units) only when that is all there is.
     _put(f, "open_interest", d.get("oi_contracts", d.get("oi")), "oi_contracts")
     _put(f, "volume_24h", d.get("volume"), "volume")
@@ -346,7 +339,7 @@ class DeltaStream:
             raise ParseError("bad_type", f"spot_price symbol is {symbol!r:.40}")
         if symbol not in self.keys:
             return []
-        fields = {"ltp": number_str(price, "spot_price.p", positive=True), "source": "index"}
+        fields = {"index_price": number_str(price, "spot_price.p", positive=True), "source": "index"}  # an index is no trade: no ltp
         return [self._update(symbol, fields, ts_ms)]
 
     def _ack(self, msg: dict) -> Control:
@@ -382,254 +375,93 @@ class DeltaStream:
         return Control(SUBSCRIBED, summary)
 
 
-# -- REST discovery --------------------------------------------------------------------
+# -- REST: paths and pure readers of the replies (the calls are made by the wiring) ------
+
+PRODUCTS_PATH = "/v2/products"
+TICKERS_PATH = "/v2/tickers"
+INDICES_PATH = "/v2/indices"
+DEFAULT_FUNDING_INTERVAL_HOURS = 8  # Delta's perpetuals settle every 8 h unless the product says otherwise
 
 
-def _result(body: Any, url: str) -> Any:
-    if not isinstance(body, dict) or body.get("success") is False or "result" not in body:
-        raise RestError(f"GET {url}: unexpected answer {str(body)[:120]}")
-    return body["result"]
+def _ok(body: dict) -> bool:
+    return body.get("success") is not False
 
 
-def fetch_products(session: requests.Session, rest: str, contract_types: Sequence[str], states: str = "live") -> list[dict]:
-    """Every product of the given types, following the `after` cursor."""
-    url = f"{rest}/v2/products"
-    params: dict[str, Any] = {"contract_types": ",".join(contract_types), "states": states, "page_size": PAGE_SIZE}
-    out: list[dict] = []
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        body = get_json(session, url, params)
-        rows = _result(body, url)
-        if not isinstance(rows, list):
-            raise RestError(f"GET {url}: result is not a list")
-        out.extend(r for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str))
-        after = (body.get("meta") or {}).get("after")
-        if not after or after in seen:
-            return out
-        seen.add(after)
-        params["after"] = after
-    raise RestError(f"GET {url}: more than {MAX_PAGES} pages")
+def products_params(contract_types: Sequence[str], states: str = "live") -> dict[str, Any]:
+    return {"contract_types": ",".join(contract_types), "states": states, "page_size": PAGE_SIZE}
 
 
-def fetch_tickers(session: requests.Session, rest: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
-    url = f"{rest}/v2/tickers"
+def products_page(body: Any) -> tuple[list[dict], str | None]:
+    """One page of /v2/products: rows with a symbol, and the `after` cursor of the next page."""
+    rows = unwrap(body, PRODUCTS_PATH, _ok)
+    if not isinstance(rows, list):
+        raise RestError(f"GET {PRODUCTS_PATH}: result is not a list")
+    meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+    after = meta.get("after")
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str)], after if isinstance(after, str) else None
+
+
+def tickers_params(contract_types: Sequence[str], underlying: str | None = None) -> dict[str, str]:
     params = {"contract_types": ",".join(contract_types)}
     if underlying:
         params["underlying_asset_symbols"] = underlying
-    rows = _result(get_json(session, url, params), url)
+    return params
+
+
+def rows_of(body: Any, path: str) -> list[dict]:
+    """The object rows of a list reply (tickers, indices)."""
+    rows = unwrap(body, path, _ok)
     return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
 
 
-def fetch_indices(session: requests.Session, rest: str) -> set[str]:
-    url = f"{rest}/v2/indices"
-    rows = _result(get_json(session, url), url)
-    return {r["symbol"] for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str)} if isinstance(rows, list) else set()
+def index_symbols(body: Any) -> set[str]:
+    return {r["symbol"] for r in rows_of(body, INDICES_PATH) if isinstance(r.get("symbol"), str)}
 
 
-def _live(product: dict, now: dt.datetime) -> bool:
-    if product.get("state", "live") != "live":
-        return False
+def index_price(ticker_rows: Iterable[dict]) -> float | None:
+    """The underlying's index price from its futures tickers (`spot_price`), centring the strike window."""
+    for row in ticker_rows:
+        try:
+            price = float(row.get("spot_price") or 0)
+        except (TypeError, ValueError):
+            continue
+        if price > 0:
+            return price
+    return None
+
+
+def _settlement(product: dict) -> dt.datetime | None:
     settle = product.get("settlement_time")
     if isinstance(settle, str) and settle:
         try:
-            return dt.datetime.fromisoformat(settle.replace("Z", "+00:00")) > now
+            return dt.datetime.fromisoformat(settle.replace("Z", "+00:00"))
         except ValueError:
-            return True
-    return True
+            return None
+    return None
 
 
-@dataclass(frozen=True)
-class ChainRule:
-    """Options to follow: per underlying, the nearest `expiries` expiries, strikes within ±`strike_range_pct` of spot."""
-
-    underlyings: tuple[str, ...] = ()
-    expiries: int = 2
-    strike_range_pct: float = 10.0
-
-    @classmethod
-    def from_config(cls, service: ServiceConfig) -> ChainRule:
-        sel = dict(service.selection)
-        path = f"exchanges.delta.services.{service.service_id}.selection"
-        unknown = set(sel) - {"underlyings", "expiries", "strike_range_pct"}
-        if unknown:
-            raise ConfigError(f"{path}.{sorted(unknown)[0]}", "unknown key", "underlyings, expiries, strike_range_pct")
-        und = sel.get("underlyings", [])
-        if not isinstance(und, list) or not all(isinstance(u, str) and u.isalnum() for u in und):
-            raise ConfigError(f"{path}.underlyings", f"expected a list of assets, got {und!r}", "e.g. [BTC, ETH]")
-        exp = sel.get("expiries", 2)
-        if not isinstance(exp, int) or isinstance(exp, bool) or not 1 <= exp <= 50:
-            raise ConfigError(f"{path}.expiries", f"expected an integer in 1..50, got {exp!r}", "1..50")
-        pct = sel.get("strike_range_pct", 10.0)
-        if not isinstance(pct, (int, float)) or isinstance(pct, bool) or not 0 < pct <= 1000:
-            raise ConfigError(f"{path}.strike_range_pct", f"expected a number in (0, 1000], got {pct!r}", "e.g. 10 for ±10%")
-        return cls(tuple(u.upper() for u in und), exp, float(pct))
+def is_live(product: dict, now: dt.datetime) -> bool:
+    if product.get("state", "live") != "live":
+        return False
+    settle = _settlement(product)
+    return settle is None or settle > now
 
 
-def select_chain(products: Iterable[dict], spots: dict[str, float], rule: ChainRule, now: dt.datetime) -> list[str]:
-    """Apply the chain rule to live option products; underlyings without a spot price are skipped."""
-    by_und: dict[str, dict[str, list[tuple[float, str]]]] = {}
+def option_contracts(products: Iterable[dict]) -> list[Contract]:
+    """Option products for the chain rule (expiry from `settlement_time`, else the symbol's date)."""
+    out = []
     for p in products:
-        sym = p["symbol"]
-        opt = parse_option_symbol(sym)
-        if opt is None or opt["underlying"] not in rule.underlyings or not _live(p, now):
+        opt = parse_option_symbol(p["symbol"])
+        if opt is None:
             continue
-        if opt["expiry"] < now.date().isoformat():
-            continue
-        by_und.setdefault(opt["underlying"], {}).setdefault(opt["expiry"], []).append((float(opt["strike_price"]), sym))
-    out: list[str] = []
-    for und, expiries in by_und.items():
-        spot = spots.get(und)
-        if not spot:
-            continue
-        lo, hi = spot * (1 - rule.strike_range_pct / 100), spot * (1 + rule.strike_range_pct / 100)
-        for expiry in sorted(expiries)[: rule.expiries]:
-            out.extend(sym for strike, sym in expiries[expiry] if lo <= strike <= hi)
-    return sorted(out)
-
-
-def spot_prices(session: requests.Session, rest: str, underlyings: Iterable[str]) -> dict[str, float]:
-    """Index price per underlying, read from its perpetual/futures tickers (`spot_price`)."""
-    out: dict[str, float] = {}
-    for und in underlyings:
-        for row in fetch_tickers(session, rest, FUTURE_TYPES, und):
-            try:
-                price = float(row.get("spot_price") or 0)
-            except (TypeError, ValueError):
-                continue
-            if price > 0:
-                out[und] = price
-                break
+        settle = _settlement(p) or dt.datetime.fromisoformat(opt["expiry"]).replace(tzinfo=dt.UTC)
+        out.append(Contract(p["symbol"], opt["underlying"], int(settle.timestamp() * 1000), float(opt["strike_price"])))
     return out
 
 
-# -- feeds -----------------------------------------------------------------------------
-
-
-class _Plan:
-    """What the last discovery decided: channel -> exchange symbols, exchange symbol -> Redis key."""
-
-    def __init__(self) -> None:
-        self.channels: dict[str, list[str]] = {}
-        self.keys: dict[str, str] = {}
-
-
-def _validate(ctx: FeedContext, wanted: Iterable[str], listed: set[str], what: str) -> list[str]:
-    """Keep listed symbols; report each unlisted one once (stats.reject) and never subscribe it."""
-    ok = []
-    for sym in wanted:
-        if sym in listed:
-            ctx.stats.rejected.pop(sym, None)
-            ok.append(sym)
-        else:
-            ctx.stats.reject(sym, f"not a live {what} on Delta (unknown or expired); not subscribed")
-    return ok
-
-
-def _feed(ctx: FeedContext, kind: str, discover_plan: Any) -> list[Source]:
-    svc = ctx.service
-    protocol = protocol_of(svc)
-    rest = rest_url(svc)
-    plan = _Plan()
-
-    def discover(session: requests.Session) -> list[str]:
-        plan.channels, plan.keys = discover_plan(session, rest)
-        return sorted(set(plan.keys.values()))
-
-    def make_connections(_symbols: list[str]) -> list[WsConnection]:
-        streams = []
-        ticker = plan.channels.get("ticker", [])
-        others = {k: v for k, v in plan.channels.items() if k != "ticker"}
-        chunks = [ticker[i:i + SYMBOLS_PER_CONNECTION] for i in range(0, len(ticker), SYMBOLS_PER_CONNECTION)] or [[]]
-        for i, chunk in enumerate(chunks):
-            channels = {"ticker": chunk}
-            for name, syms in others.items():
-                channels[name] = [s for s in syms if s in chunk] if name == "funding" else (syms if i == 0 else [])
-            if any(channels.values()):
-                streams.append(DeltaStream(f"{kind}#{i}", svc.url, kind, channels, protocol=protocol, keys=plan.keys))
-        return [WsConnection(s, ctx.sink, ctx.stats, silence_timeout=svc.silence_timeout) for s in streams]
-
-    return [DiscoveredWsFeed(ctx, discover, make_connections, svc.poll_interval)]
-
-
-def build_futures(ctx: FeedContext) -> list[Source]:
-    """Perpetuals/futures: `ticker` + `funding_rate`; REST tickers add the 24 h volume the compact ticker lacks."""
-    seeded: set[str] = set()
-
-    def plan(session: requests.Session, rest: str) -> tuple[dict, dict]:
-        products = {p["symbol"]: p for p in fetch_products(session, rest, FUTURE_TYPES)}
-        now = dt.datetime.now(dt.UTC)
-        listed = {s for s, p in products.items() if _live(p, now)}
-        symbols = _validate(ctx, ctx.service.symbols, listed, "future")
-        perps = [s for s in symbols if products[s].get("contract_type") == "perpetual_futures"]
-        _volume_from_rest(ctx, session, rest, set(symbols), seeded)
-        return {"ticker": symbols, "funding": perps}, {s: s for s in symbols}
-
-    return _feed(ctx, "futures", plan)
-
-
-def _volume_from_rest(ctx: FeedContext, session: requests.Session, rest: str, symbols: set[str], seeded: set[str]) -> None:
-    recv_ms = time.time_ns() // 1_000_000
-    for row in fetch_tickers(session, rest, FUTURE_TYPES):
-        sym = row.get("symbol")
-        if sym not in symbols:
-            continue
-        try:
-            fields = legacy_ticker_fields(row, "futures")
-            ts_ms = _micros(row.get("timestamp"), "timestamp")
-        except ParseError as exc:
-            ctx.stats.error(exc.kind, f"REST ticker {sym}: {exc.detail}")
-            continue
-        if sym in seeded:
-            fields = {k: v for k, v in fields.items() if k == "volume_24h"}
-        elif "ltp" not in fields:
-            continue
-        else:
-            fields["original_symbol"] = sym
-            seeded.add(sym)
-        if fields:
-            ctx.sink.put(sym, fields, min(ts_ms, recv_ms), recv_ms)
-
-
-def build_options(ctx: FeedContext) -> list[Source]:
-    """Options: explicit symbols (validated) plus the chain the selection rule picks, rediscovered periodically."""
-    rule = ChainRule.from_config(ctx.service)
-
-    def plan(session: requests.Session, rest: str) -> tuple[dict, dict]:
-        now = dt.datetime.now(dt.UTC)
-        products = [p for p in fetch_products(session, rest, OPTION_TYPES) if _live(p, now)]
-        listed = {p["symbol"] for p in products}
-        symbols = set(_validate(ctx, ctx.service.symbols, listed, "option"))
-        if rule.underlyings:
-            spots = spot_prices(session, rest, rule.underlyings)
-            for und in rule.underlyings:
-                if und not in spots:
-                    ctx.stats.error("no_spot_price", f"no spot price for {und}; its chain is skipped this round", parse=False)
-            symbols.update(select_chain(products, spots, rule, now))
-        ordered = sorted(symbols)
-        return {"ticker": ordered}, {s: s for s in ordered}
-
-    return _feed(ctx, "options", plan)
-
-
-def build_spot(ctx: FeedContext) -> list[Source]:
-    """Spot: a live `spot` product of that name if Delta lists one, else the pair's spot index."""
-
-    def plan(session: requests.Session, rest: str) -> tuple[dict, dict]:
-        now = dt.datetime.now(dt.UTC)
-        spot = {p["symbol"] for p in fetch_products(session, rest, ("spot",)) if _live(p, now)}
-        indices = fetch_indices(session, rest)
-        tickers, index, keys = [], [], {}
-        for sym in ctx.service.symbols:
-            if sym in spot:
-                tickers.append(sym)
-                keys[sym] = sym
-            elif index_symbol(sym) in indices:
-                index.append(index_symbol(sym))
-                keys[index_symbol(sym)] = sym
-            else:
-                ctx.stats.reject(sym, f"neither a live spot market nor an index {index_symbol(sym)} on Delta; not subscribed")
-                continue
-            ctx.stats.rejected.pop(sym, None)
-        return {"ticker": tickers, "index": index}, keys
-
-    return _feed(ctx, "spot", plan)
+def funding_interval_hours(product: dict) -> str:
+    """Hours between fundings of a perpetual: the product's own figure if it carries one [U], else 8."""
+    value = product.get("funding_interval")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 24 * 3600:
+        return format(value / 3600 if value > 24 else value, "g")  # seconds or hours, by magnitude
+    return str(DEFAULT_FUNDING_INTERVAL_HOURS)

@@ -14,36 +14,29 @@ from typing import Any
 
 import yaml
 
+from workers.registry import FEEDS, KNOWN_EXCHANGES, KNOWN_FEEDS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = ROOT / "exchanges.yaml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-# Every feed is one supervisord program and one module workers/<service_id>.py.
-KNOWN_FEEDS: dict[str, str] = {
-    "bybit_spot": "bybit",
-    "bybit_futures_orderbook": "bybit",
-    "bybit_options": "bybit",
-    "bybit_spot_testnet_spot": "bybit",
-    "coindcx_spot": "coindcx",
-    "coindcx_futures_rest": "coindcx",
-    "delta_spot": "delta",
-    "delta_futures_ltp": "delta",
-    "delta_options": "delta",
-    "hyperliquid_spot": "hyperliquid",
-    "hyperliquid_perpetual": "hyperliquid",
-}
-KNOWN_EXCHANGES = sorted(set(KNOWN_FEEDS.values()))
+# Feed ids and their exchanges come from the registry (one place); re-exported for readers of config.
+__all__ = ["KNOWN_EXCHANGES", "KNOWN_FEEDS", "Config", "ConfigError", "ServiceConfig", "load_config", "parse_config"]
 
 
 class ConfigError(ValueError):
     """A bad configuration value; the message says where and what is allowed."""
 
-    def __init__(self, path: str, problem: str, allowed: str = "") -> None:
-        msg = f"exchanges.yaml: {path}: {problem}"
-        if allowed:
-            msg += f" (allowed: {allowed})"
-        super().__init__(msg)
+    def __init__(self, path: str, problem: str, allowed: str = "", file: str = "exchanges.yaml") -> None:
+        super().__init__(path, problem, allowed)
         self.path = path
+        self.problem = problem
+        self.allowed = allowed
+        self.file = file  # load_config names the file it really read (LTP_CONFIG may point elsewhere)
+
+    def __str__(self) -> str:
+        msg = f"{self.file}: {self.path}: {self.problem}"
+        return f"{msg} (allowed: {self.allowed})" if self.allowed else msg
 
 
 @dataclass(frozen=True)
@@ -65,6 +58,11 @@ class ServiceConfig:
     book_top: bool
     discovery_interval: float
     selection: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """This service's key path in the config file, for error messages."""
+        return f"exchanges.{self.exchange}.services.{self.service_id}"
 
     @property
     def url(self) -> str:
@@ -108,10 +106,14 @@ def _bool(path: str, value: Any) -> bool:
     raise ConfigError(path, f"expected true or false, got {_describe(value)}", "true, false")
 
 
-def _positive_number(path: str, value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    raise ConfigError(path, f"expected a number > 0, got {_describe(value)}", "a positive number of seconds")
+def _seconds(lo: float, hi: float) -> Callable[[str, Any], float]:
+    """A duration within sane bounds: 1e-9 s would spin a reconnect loop, .inf would turn a watchdog off."""
+    def check(path: str, value: Any) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi:
+            return float(value)
+        raise ConfigError(path, f"expected a number of seconds in {lo:g}..{hi:g}, got {_describe(value)}",
+                          f"{lo:g} to {hi:g} seconds")
+    return check
 
 
 def _int_range(lo: int, hi: int) -> Callable[[str, Any], int]:
@@ -161,17 +163,17 @@ SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "symbols": (_symbols, ()),
     "endpoint": (_name, None),
     "rest_endpoint": (_name, None),
-    "ping_interval": (_positive_number, 20.0),
-    "silence_timeout": (_positive_number, 30.0),
-    "stale_after": (_positive_number, 60.0),
-    "poll_interval": (_positive_number, 2.0),
+    "ping_interval": (_seconds(1, 3600), 20.0),
+    "silence_timeout": (_seconds(0.5, 3600), 30.0),
+    "stale_after": (_seconds(1, 86400), 60.0),
+    "poll_interval": (_seconds(0.1, 86400), 2.0),
     "depth": (_int_range(1, 1000), 50),
     "levels": (_int_range(1, 200), 10),
     "book_top": (_bool, True),
-    "discovery_interval": (_positive_number, 300.0),
+    "discovery_interval": (_seconds(0.5, 86400), 300.0),
     "selection": (_mapping, {}),
 }
-DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval")
+DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval", "discovery_interval")
 
 
 def _check_keys(path: str, data: dict, allowed: list[str] | tuple[str, ...]) -> None:
@@ -236,6 +238,9 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
                     ", ".join(endpoints) or "none defined",
                 )
             rest = values["rest_endpoint"]
+            if rest is None and FEEDS[sid].uses_rest:
+                raise ConfigError(f"{svc_path}.rest_endpoint", f"missing: {sid} discovers or polls over REST",
+                                  ", ".join(k for k, v in endpoints.items() if v.startswith("http")) or "an http(s) endpoint")
             if rest is not None and rest not in endpoints:
                 raise ConfigError(f"{svc_path}.rest_endpoint", f"{rest!r} is not one of {ex_path}.endpoints",
                                   ", ".join(endpoints))
@@ -262,9 +267,14 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     try:
         text = cfg_path.read_text()
     except OSError as exc:
-        raise ConfigError("(file)", f"cannot read {cfg_path}: {exc.strerror}", "set LTP_CONFIG to the file's path") from None
+        raise ConfigError("(file)", f"cannot read it: {exc.strerror}", "set LTP_CONFIG to the file's path",
+                          file=str(cfg_path)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError("(file)", f"{cfg_path} is not valid YAML: {exc}") from None
-    return parse_config(data, cfg_path, redis_url=os.environ.get("REDIS_URL") or None)
+        raise ConfigError("(file)", f"not valid YAML: {exc}", file=str(cfg_path)) from None
+    try:
+        return parse_config(data, cfg_path, redis_url=os.environ.get("REDIS_URL") or None)
+    except ConfigError as exc:
+        exc.file = str(cfg_path)
+        raise

@@ -1,9 +1,7 @@
 """Entry point shared by every feed program: config, logging, signals, lifecycle.
 
-A feed module only says how to build its sources from its ServiceConfig:
-
-    def main() -> None:
-        run_feed("bybit_spot", build_sources)
+`python -m workers <feed_id>` looks the feed's builder up in the registry and calls
+run_feed(feed_id, builder); the builder returns the feed's sources for its config.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from .config import Config, ConfigError, ServiceConfig, load_config
@@ -42,6 +40,17 @@ class FeedContext:
         self.stats = stats
         self.sink = sink
         self.log = logging.getLogger(service.service_id)
+
+    def accept_listed(self, wanted: Iterable[str], listed: Collection[str], what: str) -> list[str]:
+        """The wanted symbols the exchange lists; each other one is reported once (stats.reject), never subscribed."""
+        ok = []
+        for sym in wanted:
+            if sym in listed:
+                self.stats.rejected.pop(sym, None)
+                ok.append(sym)
+            else:
+                self.stats.reject(sym, f"not a {what}; not subscribed")
+        return ok
 
 
 SourceBuilder = Callable[[FeedContext], Sequence[Source]]

@@ -18,12 +18,12 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
-from hiredis import pack_command
 from orjson import dumps
 
 from .model import Update
@@ -31,6 +31,9 @@ from .stats import FeedStats
 from .timefmt import iso_ms
 
 log = logging.getLogger(__name__)
+
+# hiredis's stub types the argument as a one-element tuple; it takes any number of arguments.
+pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 SYMBOL_INDEX = "ltp:symbols:{prefix}"   # set of symbols under a prefix: SCARD is the data count
 HISTORY = "ltp:history:{prefix}:{symbol}"  # capped list of recent LTPs (newest first), for sparklines
@@ -303,6 +306,8 @@ class RedisSink:
             if conn._sock is None:
                 conn.connect()
             sock = conn._sock
+            if sock is None:
+                raise redis.ConnectionError("no socket after connect()")
             if sock is not self._tuned_sock:  # a new socket after every (re)connect
                 _kernel_timeouts(sock, SOCKET_TIMEOUT_S)
                 self._tuned_sock, self._reader, self._unread = sock, hiredis.Reader(), 0

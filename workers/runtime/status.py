@@ -74,7 +74,7 @@ class StatusReporter:
     def publish(self, ttl: int = TTL_S) -> bool:
         try:
             if self._starts is None:
-                self._starts = int(self._client.incr(self.starts_key))
+                self._starts = int(self._client.incr(self.starts_key))  # type: ignore[arg-type]  # sync client
             pipe = self._client.pipeline(transaction=False)
             pipe.hset(self.key, mapping=self.snapshot())
             pipe.expire(self.key, ttl)

@@ -1,0 +1,75 @@
+"""Every parser writes only names of the field contract (workers/runtime/fields.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workers.exchanges import bybit, delta
+from workers.runtime.fields import FIELDS, PARSER_FIELDS, unknown_fields
+from workers.runtime.model import Update
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def frames(exchange: str, *names: str) -> list[bytes]:
+    return [(SAMPLES / exchange / f"{n}.json").read_bytes() for n in names]
+
+
+def updates(stream: object, raws: list[bytes]) -> list[Update]:
+    stream.on_connect()  # type: ignore[attr-defined]
+    out: list[Update] = []
+    for raw in raws:
+        result = stream.parse(raw)  # type: ignore[attr-defined]
+        if isinstance(result, list):
+            out.extend(result)
+    return out
+
+
+def book(topic: str) -> bytes:
+    doc = json.loads((SAMPLES / "bybit" / "orderbook_snapshot.json").read_text())
+    doc["topic"] = topic
+    return json.dumps(doc).encode()
+
+
+CASES = {
+    "bybit spot": lambda: updates(bybit.SpotStream("s", "ws://x", ["BTCUSDT"]),
+                                  [book("orderbook.1.BTCUSDT"), *frames("bybit", "ticker_spot_snapshot")]),
+    "bybit linear": lambda: updates(bybit.LinearStream("l", "ws://x", ["BTCUSDT"], depth=50),
+                                    [*frames("bybit", "ticker_linear_snapshot", "ticker_linear_delta"), book("orderbook.50.BTCUSDT")]),
+    "bybit option": lambda: updates(bybit.OptionStream("o", "ws://x", ["BTC-6JAN23-17500-C"]),
+                                    frames("bybit", "ticker_option_snapshot")),
+    "delta futures": lambda: updates(delta.DeltaStream("f", "ws://x", "futures", {"ticker": ["BTCUSD"], "funding": ["BTCUSD"]}),
+                                     frames("delta", "funding_rate_public", "ticker_public")),
+    "delta spot index": lambda: updates(delta.DeltaStream("s", "ws://x", "spot", {"index": [".DEUSDTUSD"]}, keys={".DEUSDTUSD": "USDTUSD"}),
+                                        frames("delta", "spot_price_public")),
+    "delta legacy/REST ticker": lambda: [Update("BTCUSD", delta.legacy_ticker_fields(json.loads(raw), kind), 0)
+                                         for raw in frames("delta", "v2_ticker") for kind in ("futures", "options", "spot")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_parsers_write_only_contract_names(case):
+    written = CASES[case]()
+    assert written, f"{case}: the samples produced no update"
+    for upd in written:
+        assert unknown_fields(upd.fields) == [], f"{case}: {upd.symbol} writes names outside the contract"
+
+
+def test_first_write_of_a_symbol_names_it():
+    for case in ("bybit spot", "bybit linear", "bybit option", "delta futures"):
+        first = CASES[case]()[0]
+        assert "original_symbol" in first.fields, case
+
+
+def test_readme_field_table_lists_every_contract_field():
+    text = README.read_text()
+    missing = [name for name in FIELDS if f"`{name}`" not in text]
+    assert missing == []
+
+
+def test_sink_and_reserved_names_are_not_parser_names():
+    assert {"timestamp", "recv_ts", "stale"}.isdisjoint(PARSER_FIELDS)

@@ -1,0 +1,49 @@
+"""REST replies: one check of an exchange's envelope, one cursor-paging loop.
+
+Each exchange module gives a pure `page(body) -> (rows, next_cursor)` that raises
+RestError for an envelope that says "error"; the loop here follows the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .poll import RestError, get_json
+
+if TYPE_CHECKING:
+    import requests
+
+MAX_PAGES = 200  # a cursor that never ends must not hang discovery
+
+Page = Callable[[Any], tuple[list[dict], str | None]]
+
+
+def unwrap(body: Any, url: str, ok: Callable[[dict], bool], key: str = "result") -> Any:
+    """body[key] of a JSON object reply that `ok` accepts, else RestError naming the URL and the reply."""
+    if not isinstance(body, dict) or not ok(body) or key not in body:
+        raise RestError(f"GET {url}: unexpected answer {str(body)[:160]}")
+    return body[key]
+
+
+def fetch_pages(
+    session: requests.Session,
+    url: str,
+    params: dict[str, Any],
+    page: Page,
+    cursor_param: str,
+    *,
+    max_pages: int = MAX_PAGES,
+) -> list[dict]:
+    """Every row of a cursor-paged endpoint; a repeated cursor ends the walk, too many pages is an error."""
+    params = dict(params)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        page_rows, cursor = page(get_json(session, url, params))
+        rows.extend(page_rows)
+        if not cursor or cursor in seen:
+            return rows
+        seen.add(cursor)
+        params[cursor_param] = cursor
+    raise RestError(f"GET {url}: more than {max_pages} pages")
