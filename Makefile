@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install dev-install system-deps test-deps run test lint typecheck sim bench status clean
+.PHONY: not-running install dev-install system-deps test-deps run test lint typecheck sim bench status clean
 
 install: system-deps $(VENV)/.installed
 # Tests, simulator, linters: requirements-dev.txt on top of the runtime's.
@@ -35,10 +35,16 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements.txt $(VENV)/.installed
 	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
-run: install
+run: install not-running
 	mkdir -p logs var
 	@echo "panel: http://127.0.0.1:8080   control: $(VENV)/bin/supervisorctl -c supervisord.conf status"
 	$(VENV)/bin/supervisord -c supervisord.conf
+
+# A second supervisord would fail with "Another program is already listening on a port": say what is going on.
+not-running:
+	@if [ -S var/supervisor.sock ] && $(VENV)/bin/supervisorctl -c supervisord.conf pid >/dev/null 2>&1; then \
+	  echo "ltp is already running (see: $(VENV)/bin/supervisorctl -c supervisord.conf status; stop it: $(VENV)/bin/supervisorctl -c supervisord.conf shutdown)"; \
+	  exit 1; fi
 
 test: dev-install test-deps
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
