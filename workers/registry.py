@@ -28,6 +28,10 @@ FEEDS: dict[str, FeedSpec] = {
     "delta_futures_ltp": FeedSpec("delta", "workers.feeds.delta:futures", True,
                                   "Delta perpetuals and futures: LTP, mark, funding, OI"),
     "delta_options": FeedSpec("delta", "workers.feeds.delta:options", True, "Delta option chains with Greeks"),
+    "coindcx_spot": FeedSpec("coindcx", "workers.feeds.coindcx:spot", True,
+                             "CoinDCX spot: trades over socket.io, quotes and 24 h stats from the REST ticker"),
+    "coindcx_futures_rest": FeedSpec("coindcx", "workers.feeds.coindcx:futures", True,
+                                     "CoinDCX futures over REST: LTP, mark, current and estimated funding"),
 }
 
 KNOWN_FEEDS: dict[str, str] = {feed_id: spec.exchange for feed_id, spec in FEEDS.items()}

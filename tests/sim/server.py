@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,18 +152,23 @@ class ExchangeSim:
 
 
 class Simulator:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, rate_hz: float = 5.0, seed: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, rate_hz: float = 5.0, seed: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         from .bybit import BybitSim  # local import: exchange modules import this one
 
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context  # TLS mode: every endpoint is wss:// / https:// (tests.harness.TlsCerts)
         self.rate_hz = rate_hz  # updates per second per subscribed topic; <= 0 means as fast as possible
         self.probe = False      # benchmark latency probe: prices carry their send time
         self.cork_bursts = False  # benchmark: each tick's frames leave together (TCP_CORK around the tick)
         self.seed = seed
+        from .coindcx import CoinDCXSim
         from .delta import DeltaSim
+        from .hyperliquid import HyperliquidSim
 
-        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self), "delta": DeltaSim(self)}
+        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self), "delta": DeltaSim(self), "hyperliquid": HyperliquidSim(self),
+                                                  "coindcx": CoinDCXSim(self)}
         self.app = web.Application()
         for ex in self.exchanges.values():
             self.app.add_routes(ex.routes())
@@ -175,17 +181,17 @@ class Simulator:
     # -- URLs ---------------------------------------------------------------------
 
     def http_url(self, exchange: str) -> str:
-        return f"http://{self.host}:{self.port}/{exchange}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}/{exchange}"
 
     def ws_url(self, exchange: str, path: str) -> str:
-        return f"ws://{self.host}:{self.port}/{exchange}/{path.lstrip('/')}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}/{exchange}/{path.lstrip('/')}"
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def serve(self) -> None:
         self._runner = web.AppRunner(self.app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.loop = asyncio.get_running_loop()

@@ -16,9 +16,11 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from .config import Config, ConfigError, ServiceConfig, load_config
+from .model import Update
 from .sink import RedisSink
-from .stats import FeedStats
+from .stats import SUBSCRIBED, FeedStats
 from .status import StatusReporter
+from .timefmt import now_ms
 
 STOP_BUDGET_S = 1.8  # supervisord's stop is answered within 2 s
 
@@ -40,6 +42,17 @@ class FeedContext:
         self.stats = stats
         self.sink = sink
         self.log = logging.getLogger(service.service_id)
+
+    def deliver(self, updates: Sequence[Update], recv_ms: int | None = None) -> None:
+        """Write a REST poll's updates now, on the caller's thread, and count them like socket frames."""
+        if not updates:
+            return
+        recv_ms = recv_ms if recv_ms is not None else now_ms()
+        self.sink.stage(list(updates), recv_ms)
+        self.sink.flush()
+        self.stats.messages_total += len(updates)
+        self.stats.last_message_at = recv_ms / 1000
+        self.stats.state = SUBSCRIBED
 
     def accept_listed(self, wanted: Iterable[str], listed: Collection[str], what: str) -> list[str]:
         """The wanted symbols the exchange lists; each other one is reported once (stats.reject), never subscribed."""
