@@ -32,6 +32,10 @@ FEEDS: dict[str, FeedSpec] = {
                              "CoinDCX spot: trades over socket.io, quotes and 24 h stats from the REST ticker"),
     "coindcx_futures_rest": FeedSpec("coindcx", "workers.feeds.coindcx:futures", True,
                                      "CoinDCX futures over REST: LTP, mark, current and estimated funding"),
+    "hyperliquid_perpetual": FeedSpec("hyperliquid", "workers.feeds.hyperliquid:perpetual", True,
+                                      "Hyperliquid perpetuals: trades, mark, oracle, hourly funding, OI, best bid/ask"),
+    "hyperliquid_spot": FeedSpec("hyperliquid", "workers.feeds.hyperliquid:spot", True,
+                                 "Hyperliquid spot pairs by name (HYPE/USDC): trades, mark, mid, best bid/ask"),
 }
 
 KNOWN_FEEDS: dict[str, str] = {feed_id: spec.exchange for feed_id, spec in FEEDS.items()}

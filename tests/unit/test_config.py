@@ -61,7 +61,7 @@ def test_unknown_service_and_exchange_list_what_is_allowed():
     data = base()
     data["exchanges"]["binance"] = {}
     msg = error_of(data)
-    assert "exchanges.binance: unknown exchange" in msg and "bybit, coindcx, delta" in msg
+    assert "exchanges.binance: unknown exchange" in msg and "bybit, coindcx, delta, hyperliquid" in msg
 
 
 def test_endpoint_must_name_a_defined_endpoint():

@@ -386,7 +386,7 @@ class HyperliquidStream:
         self.kind = kind
         self.keys = dict(keys)
         self.channels = tuple(channels)
-        self.ping_interval = ping_interval
+        self.ping_interval: float | None = ping_interval
         self.clock = clock
         self._ctx_channel = "activeAssetCtx" if kind == PERP else "activeSpotAssetCtx"
         self._dropped: set[tuple[str, str]] = set()  # (type, coin) the server refused: not re-sent on reconnect

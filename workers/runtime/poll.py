@@ -28,21 +28,37 @@ class RestError(Exception):
 
 
 def get_json(session: requests.Session, url: str, params: dict | None = None, timeout: float = 10.0) -> Any:
-    """GET and decode JSON; every failure becomes a RestError with a short reason."""
+    """GET and decode JSON; every failure becomes a RestError with a short reason (see request_json)."""
+    return request_json(session, "GET", url, params=params, timeout=timeout)
+
+
+def post_json(session: requests.Session, url: str, body: Any, timeout: float = 10.0) -> Any:
+    """POST a JSON body and decode the JSON answer (Hyperliquid's /info), failures as get_json's."""
+    return request_json(session, "POST", url, body=body, timeout=timeout)
+
+
+def request_json(session: requests.Session, method: str, url: str, *, params: dict | None = None, body: Any = None,
+                 timeout: float = 10.0) -> Any:
+    """One request, its JSON answer or a RestError.
+
+    A failed request keeps its cause in the words WebSocket connections use (`connection refused`,
+    `DNS: name not known`, `timed out`, `certificate verify failed — set ... to your CA bundle`)."""
     import requests
 
     try:
-        resp = session.get(url, params=params, timeout=timeout)
+        resp = session.request(method, url, params=params, json=body, timeout=timeout)
     except requests.RequestException as exc:
-        raise RestError(f"GET {url} failed: {type(exc).__name__}") from None
+        from .ws import connection_error_text  # only on failure: REST-only code paths skip websocket-client
+
+        raise RestError(f"{method} {url} failed: {connection_error_text(exc)}") from None
     if resp.status_code == 429:
-        raise RestError(f"GET {url}: 429 rate limited", _retry_after(resp.headers.get("Retry-After")))
+        raise RestError(f"{method} {url}: 429 rate limited", _retry_after(resp.headers.get("Retry-After")))
     if resp.status_code >= 400:
-        raise RestError(f"GET {url}: HTTP {resp.status_code}", _retry_after(resp.headers.get("Retry-After")))
+        raise RestError(f"{method} {url}: HTTP {resp.status_code}", _retry_after(resp.headers.get("Retry-After")))
     try:
         return resp.json()
     except ValueError:
-        raise RestError(f"GET {url}: answer is not JSON ({resp.text[:80]!r})") from None
+        raise RestError(f"{method} {url}: answer is not JSON ({resp.text[:80]!r})") from None
 
 
 def _retry_after(value: str | None) -> float | None:
