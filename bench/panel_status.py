@@ -3,32 +3,38 @@
 Runs a private redis-server and supervisord (the repo's supervisord.conf: its
 programs plus filler programs up to 11), fills Redis with 50k `<prefix>:<SYMBOL>`
 hashes spread over the configured prefixes (with their symbol indexes and
-history lists), then times the endpoint through the real HTTP server.
+history lists), then times the endpoint through the panel's real entry point
+(`python -m controlpanel`, the server it starts, over HTTP).
 
     python bench/panel_status.py [--requests 500] [--keys 50000]
+    python bench/panel_status.py --before DIR    # also DIR/controlpanel, e.g. from
+                                                 # `git archive HEAD controlpanel | tar -x -C DIR`
+
+With --before both panels run side by side against the same Redis, supervisord
+and data, and their requests alternate in rounds, so machine noise hits both
+alike; the ratio after/before is the figure to read.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import statistics
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import requests
-from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from controlpanel import PanelSettings, create_app  # noqa: E402
-from tests.harness import RedisServer, Supervisor, free_port, sim_config  # noqa: E402
+from tests.harness import ROOT, RedisServer, Supervisor, free_port, sim_config, wait_for  # noqa: E402
 from workers.runtime.config import load_config  # noqa: E402
 from workers.runtime.sink import HISTORY, SYMBOL_INDEX  # noqa: E402
 
 PROGRAMS = 11
+ROUNDS = 10  # requests alternate between panels in this many rounds
 
 
 def fill_redis(client, prefixes: list[str], keys: int) -> None:
@@ -46,9 +52,44 @@ def fill_redis(client, prefixes: list[str], keys: int) -> None:
     pipe.execute()
 
 
-def measure(requests_n: int = 500, keys: int = 50_000) -> dict:
-    """Time /api/status (and, as the same-run baseline, the static /openapi.json) over real HTTP."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request access log lines
+class Panel:
+    """`python -m controlpanel` from `tree` (its controlpanel package; workers from this repo)."""
+
+    def __init__(self, tree: Path, sv: Supervisor, redis_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "LTP_CONFIG": str(sv.config_path), "REDIS_URL": redis_url, "LTP_PANEL_PORT": str(self.port),
+               "SUPERVISOR_SERVER_URL": sv.server_url, "PYTHONPATH": str(ROOT), "LTP_PANEL_HOST": "127.0.0.1"}
+        env.pop("LTP_PANEL_TOKEN", None)
+        # cwd first on sys.path: `-m controlpanel` imports the tree's own package.
+        self.proc = subprocess.Popen([sys.executable, "-m", "controlpanel"], cwd=tree, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.session = requests.Session()
+        wait_for(lambda: self.session.get(f"{self.url}/api/status", timeout=2).ok, 20)
+
+    def timed(self, path: str, n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.session.get(self.url + path, timeout=5).raise_for_status()
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _summary(ms: list[float]) -> dict:
+    ms = sorted(ms)
+    return {"median_ms": statistics.median(ms), "p90_ms": ms[int(0.9 * (len(ms) - 1))], "p99_ms": ms[int(0.99 * (len(ms) - 1))]}
+
+
+def run(trees: dict[str, Path], requests_n: int = 500, keys: int = 50_000) -> dict:
+    """Time /api/status and, as a same-run baseline, the static /openapi.json on each tree's panel."""
     redis_server = RedisServer().start()
     sv = Supervisor(sim_config(redis_server.url, free_port()), redis_server.url)
     # Filler programs so supervisord reports PROGRAMS processes whatever the repo's conf holds today.
@@ -57,57 +98,63 @@ def measure(requests_n: int = 500, keys: int = 50_000) -> dict:
     extra = "".join(f"\n[program:bench_filler_{i}]\ncommand=sleep 3600\nautostart=true\nstartsecs=0\n"
                     for i in range(max(0, PROGRAMS - have)))
     sv.conf_path.write_text(base + extra)
-    server = None
+    panels: dict[str, Panel] = {}
     try:
         sv.start()
         config = load_config(sv.config_path)
         client = redis_server.client()
         fill_redis(client, [s.redis_prefix for s in config.services.values()], keys)
         nprog = len(sv.rpc().supervisor.getAllProcessInfo())
-        app = create_app(config, sv.server_url, settings=PanelSettings())
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        session = requests.Session()
-
-        def timed(path: str) -> list[float]:
-            url = f"http://127.0.0.1:{port}{path}"
-            for _ in range(20):
-                session.get(url).raise_for_status()
-            out = []
-            for _ in range(requests_n):
-                t0 = time.perf_counter()
-                session.get(url).raise_for_status()
-                out.append((time.perf_counter() - t0) * 1000)
-            return sorted(out)
-
-        status_ms, static_ms = timed("/api/status"), timed("/openapi.json")
-        body = session.get(f"http://127.0.0.1:{port}/api/status").json()
-        return {
-            "programs": nprog, "services": len(body["services"]), "keys": client.dbsize(),
-            "data_points": body["summary"]["data_points"], "requests": requests_n,
-            "median_ms": statistics.median(status_ms), "p90_ms": status_ms[int(0.9 * (len(status_ms) - 1))],
-            "p99_ms": status_ms[int(0.99 * (len(status_ms) - 1))],
-            "baseline": f"static /openapi.json median {statistics.median(static_ms):.1f} ms",
-            "baseline_median_ms": statistics.median(static_ms),
-        }
+        for name, tree in trees.items():
+            panels[name] = Panel(tree, sv, redis_server.url)
+        for p in panels.values():  # warm-up
+            p.timed("/api/status", 20)
+            p.timed("/openapi.json", 20)
+        status: dict[str, list[float]] = {name: [] for name in panels}
+        static: dict[str, list[float]] = {name: [] for name in panels}
+        per_round = max(1, requests_n // ROUNDS)
+        order = list(panels)
+        for r in range(ROUNDS):
+            for name in order if r % 2 == 0 else reversed(order):
+                status[name] += panels[name].timed("/api/status", per_round)
+                static[name] += panels[name].timed("/openapi.json", per_round)
+        body = next(iter(panels.values())).session.get(next(iter(panels.values())).url + "/api/status").json()
+        out: dict = {"programs": nprog, "services": len(body["services"]), "keys": client.dbsize(),
+                     "data_points": body["summary"]["data_points"], "requests": per_round * ROUNDS, "panels": {}}
+        for name in panels:
+            out["panels"][name] = {**_summary(status[name]), "baseline_median_ms": statistics.median(static[name])}
+        return out
     finally:
-        if server:
-            server.shutdown()
+        for p in panels.values():
+            p.stop()
         sv.stop()
         redis_server.cleanup()
+
+
+def measure(requests_n: int = 500, keys: int = 50_000) -> dict:
+    """This tree's panel only, in the shape `make bench` (bench/bench.py) renders."""
+    r = run({"this": ROOT}, requests_n, keys)
+    p = r.pop("panels")["this"]
+    return {**r, **p, "baseline": f"static /openapi.json median {p['baseline_median_ms']:.1f} ms"}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--keys", type=int, default=50_000)
+    ap.add_argument("--before", type=Path, help="a directory holding another controlpanel/ to compare with")
     args = ap.parse_args()
-    r = measure(args.requests, args.keys)
+    trees = {"before": args.before.resolve(), "after": ROOT} if args.before else {"this": ROOT}
+    r = run(trees, args.requests, args.keys)
     print(f"programs={r['programs']} services={r['services']} redis_keys={r['keys']} "
-          f"data_points={r['data_points']} requests={r['requests']}")
-    print(f"/api/status over HTTP: median={r['median_ms']:.2f} ms p90={r['p90_ms']:.2f} ms p99={r['p99_ms']:.2f} ms; "
-          f"{r['baseline']}")
+          f"data_points={r['data_points']} requests={r['requests']} per panel")
+    for name, p in r["panels"].items():
+        print(f"{name:>6}: /api/status over HTTP median={p['median_ms']:.2f} ms p90={p['p90_ms']:.2f} ms "
+              f"p99={p['p99_ms']:.2f} ms; static /openapi.json median {p['baseline_median_ms']:.2f} ms")
+    if args.before:
+        b, a = r["panels"]["before"], r["panels"]["after"]
+        print(f"ratio after/before: /api/status median {a['median_ms'] / b['median_ms']:.2f}, "
+              f"p99 {a['p99_ms'] / b['p99_ms']:.2f}; /openapi.json median {a['baseline_median_ms'] / b['baseline_median_ms']:.2f}")
 
 
 if __name__ == "__main__":

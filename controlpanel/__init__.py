@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from flask import Flask, Response
+from flask.json.provider import DefaultJSONProvider
 
 from workers.runtime.config import Config, load_config
-from workers.runtime.sink import redis_client
 
 from .settings import InsecureBindError, PanelSettings
 
 __all__ = ["InsecureBindError", "PanelSettings", "create_app"]
+
+MAX_REQUEST_BYTES = 64 * 1024  # the panel takes no uploads: a login form is the largest body
+
+
+class _OrderedJSON(DefaultJSONProvider):
+    sort_keys = False  # keep the order the API builds (services as configured, id first)
 
 
 def create_app(config: Config | None = None, supervisor_url: str | None = None, *,
@@ -17,13 +23,14 @@ def create_app(config: Config | None = None, supervisor_url: str | None = None, 
     """Build the panel. `settings` defaults to the environment (LTP_PANEL_HOST, LTP_PANEL_TOKEN, ...).
 
     Raises InsecureBindError for a non-loopback host without a token, so no
-    entry point can serve an open control API on the network.
+    entry point can serve an open control API on the network. Starts no
+    threads: the entry point (__main__) serves the app and runs the control watcher.
     """
+    from . import deps
     from .api import api
-    from .auth import RateLimiter, auth
-    from .control import ControlWatcher
+    from .auth import auth, csrf
+    from .errors import init_errors
     from .metrics import init_metrics
-    from .supervisor_client import SupervisorClient
     from .ui import ui
 
     settings = settings or PanelSettings.from_env()
@@ -31,22 +38,23 @@ def create_app(config: Config | None = None, supervisor_url: str | None = None, 
     config = config or load_config()
 
     app = Flask(__name__)
+    app.json = _OrderedJSON(app)
     app.config.update(
-        LTP=config,
-        SUPERVISOR_URL=supervisor_url,
-        PANEL=settings,
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_NAME="ltp_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=settings.secure_cookie,
-        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        # The dashboard stays open for days; its token lives as long as the session, not an hour.
+        WTF_CSRF_TIME_LIMIT=None,
+        # Loopback has its own Host check (auth.py); off loopback an operator may list the panel's names.
+        TRUSTED_HOSTS=list(settings.trusted_hosts) if settings.trusted_hosts and not settings.loopback else None,
     )
-    app.json.sort_keys = False
-    app.extensions["ltp_redis"] = redis_client(config.redis_url)
-    app.extensions["ltp_supervisor"] = SupervisorClient(supervisor_url)
-    app.extensions["ltp_ratelimit"] = RateLimiter(settings.rate_burst, settings.rate_per_s)
+    deps.init_app(app, deps.build(config, settings, supervisor_url))
+    init_errors(app)
     app.register_blueprint(auth)
+    csrf.init_app(app)  # after auth: its Host check runs before the CSRF check
     app.register_blueprint(api)
     app.register_blueprint(ui)
     init_metrics(app)
@@ -62,8 +70,4 @@ def create_app(config: Config | None = None, supervisor_url: str | None = None, 
         )
         return response
 
-    if settings.watch_control:
-        watcher = ControlWatcher(config, app.extensions["ltp_redis"], app.extensions["ltp_supervisor"])
-        app.extensions["ltp_control"] = watcher
-        watcher.start()
     return app

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 
-from workers.runtime.config import Config
 from workers.runtime.sink import HISTORY, SYMBOL_INDEX
 
 from .auth import login_required_json, mutating
+from .deps import get_config, get_redis, get_supervisor
+from .errors import json_error
 from .openapi import openapi_spec
 from .snapshot import collect
-from .supervisor_client import SupervisorClient, SupervisorError
+from .supervisor_client import SupervisorError
 
 api = Blueprint("api", __name__)
 
@@ -23,25 +24,9 @@ PRICES_LIMIT_MAX = 500
 SPARK_POINTS = 60
 
 
-def _config() -> Config:
-    return current_app.config["LTP"]
-
-
-def _redis() -> redis.Redis:
-    return current_app.extensions["ltp_redis"]
-
-
-def _supervisor() -> SupervisorClient:
-    return current_app.extensions["ltp_supervisor"]
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> Any:
-    return jsonify({"error": code, "message": message, **extra}), status
-
-
 def _unknown_service(service_id: str) -> Any:
-    valid = sorted(_config().services)
-    return _error(404, "unknown_service", f"no configured service {service_id[:64]!r}", valid_ids=valid)
+    valid = sorted(get_config().services)
+    return json_error(404, "unknown_service", f"no configured service {service_id[:64]!r}", valid_ids=valid)
 
 
 class BadArgument(ValueError):
@@ -59,30 +44,30 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
 
 @api.errorhandler(SupervisorError)
 def _supervisor_error(exc: SupervisorError) -> Any:
-    return jsonify(exc.as_dict()), exc.status
+    return json_error(exc.status, exc.code, exc.message)
 
 
 @api.errorhandler(BadArgument)
 def _bad_argument(exc: BadArgument) -> Any:
-    return _error(400, "bad_request", str(exc))
+    return json_error(400, "bad_request", str(exc))
 
 
 @api.errorhandler(redis.RedisError)
 def _redis_error(exc: redis.RedisError) -> Any:
-    return _error(503, "redis_unavailable", f"Redis is not reachable: {exc}")
+    return json_error(503, "redis_unavailable", f"Redis is not reachable: {exc}")
 
 
 @api.get("/api/status")
 def status() -> Any:
-    return jsonify(collect(_config(), _redis(), _supervisor()))
+    return jsonify(collect(get_config(), get_redis(), get_supervisor()))
 
 
 @api.post("/api/service/<service_id>/<any(start, stop, restart):action>")
 @mutating
 def control(service_id: str, action: str) -> Any:
-    if service_id not in _config().services:
+    if service_id not in get_config().services:
         return _unknown_service(service_id)
-    sup = _supervisor()
+    sup = get_supervisor()
     sup.act(service_id, action)
     state = sup.info(service_id)["statename"]
     return jsonify({"ok": True, "service": service_id, "action": action, "process_state": state})
@@ -90,7 +75,7 @@ def control(service_id: str, action: str) -> Any:
 
 @api.get("/api/health")
 def health() -> Any:
-    snap = collect(_config(), _redis(), _supervisor())
+    snap = collect(get_config(), get_redis(), get_supervisor())
     reasons = []
     if not snap["redis"]["ok"]:
         reasons.append(f"redis unreachable: {snap['redis']['error']}")
@@ -108,10 +93,10 @@ def health() -> Any:
 @api.get("/api/service/<service_id>/log")
 @login_required_json
 def service_log(service_id: str) -> Any:
-    if service_id not in _config().services:
+    if service_id not in get_config().services:
         return _unknown_service(service_id)
     lines = _int_arg("lines", 100, 1, LOG_LINES_MAX)
-    text = _supervisor().tail_log(service_id, lines * LOG_BYTES_PER_LINE)
+    text = get_supervisor().tail_log(service_id, lines * LOG_BYTES_PER_LINE)
     rows = text.splitlines()
     if rows and not text.startswith("\n") and len(text) >= lines * LOG_BYTES_PER_LINE:
         rows = rows[1:]  # the first line was cut by the byte window
@@ -121,13 +106,13 @@ def service_log(service_id: str) -> Any:
 @api.get("/api/prices")
 def prices() -> Any:
     prefix = request.args.get("prefix", "")
-    by_prefix = {s.redis_prefix: s for s in _config().services.values()}
+    by_prefix = {s.redis_prefix: s for s in get_config().services.values()}
     if prefix not in by_prefix:
-        return _error(404, "unknown_prefix", f"no configured feed writes prefix {prefix[:64]!r}", valid_prefixes=sorted(by_prefix))
+        return json_error(404, "unknown_prefix", f"no configured feed writes prefix {prefix[:64]!r}", valid_prefixes=sorted(by_prefix))
     offset = _int_arg("offset", 0, 0, 10_000_000)
     limit = _int_arg("limit", 50, 1, PRICES_LIMIT_MAX)
-    client = _redis()
-    symbols = sorted(client.smembers(SYMBOL_INDEX.format(prefix=prefix)))
+    client = get_redis()
+    symbols = sorted(cast("set[str]", client.smembers(SYMBOL_INDEX.format(prefix=prefix))))  # sync client: a set, not an Awaitable
     page = symbols[offset: offset + limit]
     pipe = client.pipeline(transaction=False)
     for sym in page:

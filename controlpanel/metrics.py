@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from flask import Blueprint, Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from . import deps
 from .snapshot import collect
 
 metrics = Blueprint("metrics", __name__)
@@ -17,12 +18,11 @@ metrics = Blueprint("metrics", __name__)
 class FeedCollector:
     """Builds feed metrics on demand, so nothing is cached that could go stale between scrapes."""
 
-    def __init__(self, app: Flask) -> None:
-        self.app = app
+    def __init__(self, d: deps.Deps) -> None:
+        self.deps = d
 
     def collect(self) -> Iterator[Metric]:
-        with self.app.app_context():
-            snap = collect(self.app.config["LTP"], self.app.extensions["ltp_redis"], self.app.extensions["ltp_supervisor"])
+        snap = collect(self.deps.config, self.deps.redis, self.deps.supervisor)
         label = ["service", "exchange"]
         fams: dict[str, Any] = {
             "messages": CounterMetricFamily("ltp_feed_messages", "Frames received from the exchange", labels=label),
@@ -55,11 +55,9 @@ class FeedCollector:
 
 
 def init_metrics(app: Flask) -> None:
-    # A registry per app: several apps in one process (tests) never clash.
-    registry = CollectorRegistry()
-    registry.register(FeedCollector(app))
-    requests_total = Counter("ltp_panel_requests", "Panel HTTP requests", ["method", "endpoint", "status"], registry=registry)
-    app.extensions["ltp_metrics"] = registry
+    d = deps.of(app)
+    d.metrics.register(FeedCollector(d))
+    requests_total = Counter("ltp_panel_requests", "Panel HTTP requests", ["method", "endpoint", "status"], registry=d.metrics)
 
     @app.after_request
     def _count(response: Response) -> Response:
@@ -72,4 +70,4 @@ def init_metrics(app: Flask) -> None:
 
 @metrics.get("/metrics")
 def scrape() -> Response:
-    return Response(generate_latest(current_app.extensions["ltp_metrics"]), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(deps.get_metrics_registry()), mimetype=CONTENT_TYPE_LATEST)

@@ -83,6 +83,8 @@ def openapi_spec() -> dict[str, Any]:
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "message"],
+                          "description": "Every error under /api/ has this shape, unknown paths (404 not_found) and wrong "
+                                         "methods (405 method_not_allowed, with `allowed_methods`) included; never a traceback.",
                           "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
                 "Status": {"type": "object", "properties": {
                     "services": {"type": "array", "items": {"type": "object"}},

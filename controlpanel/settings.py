@@ -13,6 +13,7 @@ class InsecureBindError(RuntimeError):
 
 
 def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) and `localhost`."""
     if host == "localhost":
         return True
     try:
@@ -30,7 +31,12 @@ class PanelSettings:
     secure_cookie: bool = False   # set behind a TLS-terminating proxy
     rate_burst: int = 10          # mutating requests a client may fire at once...
     rate_per_s: float = 1.0       # ...and how fast that allowance refills
-    watch_control: bool = False   # carry out `service:control:<id>` keys (the real panel process does)
+    # Off loopback only: the Host names the panel answers to (Flask's TRUSTED_HOSTS); empty = any.
+    trusted_hosts: tuple[str, ...] = ()
+    # Serving (waitress): request threads, open connections, seconds an idle or half-sent request may hold one.
+    threads: int = 8
+    connection_limit: int = 4000
+    channel_timeout: int = 30
 
     @property
     def loopback(self) -> bool:
@@ -56,6 +62,7 @@ class PanelSettings:
             "port": int(env.get("LTP_PANEL_PORT", "8080")),
             "token": env.get("LTP_PANEL_TOKEN", ""),
             "secure_cookie": env.get("LTP_PANEL_SECURE_COOKIE", "") in ("1", "true", "yes"),
+            "trusted_hosts": tuple(h.strip() for h in env.get("LTP_PANEL_TRUSTED_HOSTS", "").split(",") if h.strip()),
         }
         if env.get("LTP_PANEL_SECRET"):
             values["secret_key"] = env["LTP_PANEL_SECRET"]

@@ -58,7 +58,7 @@ def _service_entry(svc: ServiceConfig, feed: dict[str, str], points: int, recv_t
     stamps = [int(t) / 1000 for t in recv_ts if t and t.isdigit()]
     last_update = max(stamps) if stamps else _iso_to_epoch(feed.get("last_message_at", ""))
     proc_state = proc["statename"] if proc else "UNKNOWN" if not supervisor_ok else "NO_PROGRAM"
-    if proc_state == "RUNNING":
+    if proc is not None and proc_state == "RUNNING":
         # A freshly started feed gets `stale_after` to deliver its first data.
         since = max(last_update or 0.0, float(proc.get("start") or 0))
         stale = now - since > svc.stale_after

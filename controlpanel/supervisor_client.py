@@ -35,9 +35,6 @@ class SupervisorError(Exception):
         self.code = code
         self.message = message
 
-    def as_dict(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
-
 
 class SupervisorUnavailable(SupervisorError):
     def __init__(self, detail: str) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, redirect, render_template, url_for
 
 from .auth import authenticated
+from .deps import get_config
 
 ui = Blueprint("ui", __name__)
 
@@ -15,7 +16,7 @@ ui = Blueprint("ui", __name__)
 def index() -> Any:
     if not authenticated():
         return redirect(url_for("auth.login"))
-    config = current_app.config["LTP"]
+    config = get_config()
     exchanges: dict[str, list[str]] = {}
     for svc in config.services.values():
         exchanges.setdefault(svc.exchange, []).append(svc.service_id)

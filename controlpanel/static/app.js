@@ -8,6 +8,7 @@ const $ = (sel, root = document) => root.querySelector(sel);
 const pending = new Set();            // service ids with an action in flight
 let lastStatus = null;
 let pricePrefix = null;
+let pricePicked = false;              // the user chose a tab: stop choosing for them
 let drawerService = null;
 
 function setText(el, text) {
@@ -145,10 +146,16 @@ document.addEventListener("click", (ev) => {
 
 function renderTabs(services) {
   const tabs = $("#price-tabs");
-  if (!pricePrefix) {
+  const current = services.find((s) => s.redis_prefix === pricePrefix);
+  if (!pricePicked && !(current && current.data_points > 0)) {
+    // Until the user picks, show the first feed that has data (it may appear after the page loaded).
     const best = services.find((s) => s.data_points > 0) || services[0];
-    pricePrefix = best ? best.redis_prefix : null;
-    if (pricePrefix) refreshPrices();
+    const next = best ? best.redis_prefix : null;
+    if (next !== pricePrefix) {
+      pricePrefix = next;
+      $("#price-table tbody").replaceChildren();
+      if (pricePrefix) refreshPrices();
+    }
   }
   services.forEach((s) => {
     let t = tabs.querySelector(`[data-prefix="${CSS.escape(s.redis_prefix)}"]`);
@@ -161,7 +168,7 @@ function renderTabs(services) {
       t.className = "tab";
       t.dataset.prefix = s.redis_prefix;
       t.setAttribute("role", "tab");
-      t.addEventListener("click", () => { pricePrefix = s.redis_prefix; $("#price-table tbody").replaceChildren(); refreshPrices(); renderTabs(lastStatus.services); });
+      t.addEventListener("click", () => { pricePrefix = s.redis_prefix; pricePicked = true; $("#price-table tbody").replaceChildren(); refreshPrices(); renderTabs(lastStatus.services); });
       tabs.appendChild(t);
     }
     setText(t, `${s.id} · ${s.data_points}`);
@@ -196,8 +203,8 @@ function extras(f) {
   for (const [k, sym] of [["delta", "Δ"], ["gamma", "Γ"], ["vega", "ν"], ["theta", "Θ"]]) {
     if (f[k] !== undefined) out.push(`${sym} ${fmtNum(f[k], 3)}`);
   }
-  const iv = f.implied_volatility ?? f.mark_iv ?? f.iv;
-  if (iv !== undefined) out.push(`IV ${fmtNum(iv, 2)}`);
+  // implied_volatility is a fraction on every exchange (0.65 = 65 %).
+  if (f.implied_volatility !== undefined) out.push(`IV ${fmtNum(Number(f.implied_volatility) * 100, 1)}%`);
   return out.join(" · ") || "–";
 }
 
@@ -231,12 +238,16 @@ function renderPrices(data) {
     }
     tr.dataset.ltp = f.ltp;
     setText(cell(tr, 1), ltp);
-    const ch = f.price_change_percent ?? f.change_24h;
+    // Field names are the contract's (workers/runtime/fields.py), the same on every exchange.
+    const ch = f.price_change_percent;
     const chTd = cell(tr, 2);
     setText(chTd, ch === undefined || ch === "" ? "–" : `${Number(ch) > 0 ? "+" : ""}${fmtNum(ch, 2)}%`);
     chTd.className = `num ${Number(ch) > 0 ? "up" : Number(ch) < 0 ? "down" : ""}`;
-    const bid = f.bid ?? f.best_bid, ask = f.ask ?? f.best_ask;  // spot/options vs futures field names
-    setText(cell(tr, 3), bid !== undefined || ask !== undefined ? `${fmtNum(bid)} / ${fmtNum(ask)}` : "–");
+    const book = cell(tr, 3);
+    const hasBook = f.best_bid !== undefined || f.best_ask !== undefined;
+    setText(book, hasBook ? `${fmtNum(f.best_bid)} / ${fmtNum(f.best_ask)}` : "–");
+    const sizes = f.bid_size !== undefined || f.ask_size !== undefined ? `size ${fmtNum(f.bid_size)} / ${fmtNum(f.ask_size)}` : "";
+    if (book.title !== sizes) book.title = sizes;
     setText(cell(tr, 4), extras(f));
     sparkline(cell(tr, 5).firstChild, r.history);
     setText(cell(tr, 6), f.recv_ts ? fmtAge((now - Number(f.recv_ts)) / 1000) : "–");

@@ -73,6 +73,11 @@ def test_stop_and_start_from_the_dashboard(browser, panel, shots):
     row = page.locator('#price-table tr[data-symbol="BTCUSDT"]')
     sync_api.expect(row).to_be_visible(timeout=10_000)
     sync_api.expect(row.locator("polyline")).to_have_attribute("points", re.compile(r"\d"))
+    # The contract's names on every exchange: best_bid / best_ask (sizes in the tooltip), price_change_percent.
+    book = row.locator("td").nth(3)
+    sync_api.expect(book).to_have_text(re.compile(r"^[\d,.]+ / [\d,.]+$"))
+    sync_api.expect(book).to_have_attribute("title", re.compile(r"^size [\d,.]+ / [\d,.]+$"))
+    sync_api.expect(row.locator("td").nth(2)).to_have_text(re.compile(r"^[+-]?[\d.]+%$"))
     page.screenshot(path=str(shots / "desktop.png"), full_page=True)
 
     card = page.locator('.svc[data-service="bybit_spot"]')
@@ -101,4 +106,41 @@ def test_stop_and_start_from_the_dashboard(browser, panel, shots):
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
     phone.screenshot(path=str(shots / "phone.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_login_and_actions_with_a_token(browser, redis_server, make_supervisor, shots):
+    """With LTP_PANEL_TOKEN set, the dashboard needs the login form; its POSTs carry Flask-WTF's CSRF token."""
+    token = "browser-test-token"
+    sv = make_supervisor(env={"LTP_PANEL_TOKEN": token})
+    url = f"http://127.0.0.1:{sv.panel_port}"
+    wait_for(lambda: requests.get(f"{url}/api/status", timeout=2).ok, 15)
+    assert requests.post(f"{url}/api/service/bybit_spot/start", timeout=5).status_code == 401
+
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    assert page.url.endswith("/login")
+    page.fill("#token", "wrong")
+    page.click("button[type=submit]")
+    sync_api.expect(page.locator(".login__error")).to_have_text("Wrong token.")
+    page.screenshot(path=str(shots / "login.png"))
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    sync_api.expect(_badge(page, "bybit_spot")).to_have_attribute("data-badge", "stopped", timeout=10_000)
+
+    card = page.locator('.svc[data-service="bybit_spot"]')
+    card.locator('[data-action="start"]').click()
+    sync_api.expect(page.locator(".toast--ok")).to_contain_text("start done", timeout=10_000)
+    sync_api.expect(_badge(page, "bybit_spot")).to_have_attribute("data-badge", "running", timeout=10_000)
+    assert "RUNNING" in sv.ctl("status", "bybit_spot")
+    # The price table moves to the first feed with data on its own (none had any at page load).
+    sync_api.expect(page.locator('#price-table tr[data-symbol="BTCUSDT"]')).to_be_visible(timeout=10_000)
+    page.screenshot(path=str(shots / "token-dashboard.png"))
+
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r"/login$"))
+    page.goto(url)
+    assert page.url.endswith("/login")
     assert not errors, errors

@@ -120,3 +120,40 @@ def test_refuses_to_bind_the_network_without_a_token(config):
         env={"PATH": "/usr/bin:/bin", "LTP_PANEL_HOST": "0.0.0.0", "LTP_PANEL_PORT": "1", "LTP_PANEL_TOKEN": ""},
     )
     assert proc.returncode == 2 and "LTP_PANEL_TOKEN" in proc.stderr
+
+
+def test_every_post_route_refuses_a_browser_post_without_the_csrf_token(config, tmp_path):
+    """Forms are checked by CSRFProtect, API mutations by `mutating`: no POST route is left open to a foreign page."""
+    app = _app(config, tmp_path)
+    c = app.test_client()
+    c.get("/")  # a browser session
+    sample = {"service_id": "bybit_spot", "action": "stop"}
+    posts = [r for r in app.url_map.iter_rules() if "POST" in (r.methods or ())]
+    assert {r.endpoint for r in posts} >= {"auth.login", "auth.logout", "api.control"}
+    for rule in posts:
+        path = rule.build({k: v for k, v in sample.items() if k in rule.arguments})[1]
+        assert c.post(path).status_code == 403, path
+        assert c.post(path, headers={"Origin": "http://evil.example"}).status_code == 403, path
+
+
+def test_bearer_calls_skip_csrf_even_with_a_cookie(config, tmp_path):
+    c = _app(config, tmp_path, host="0.0.0.0", token=TOKEN).test_client()
+    c.get("/login")  # a session cookie, but no CSRF header: the token is the credential
+    resp = c.post("/api/service/bybit_spot/stop", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code == 503
+
+
+def test_off_loopback_trusted_hosts(config, tmp_path):
+    c = _app(config, tmp_path, host="0.0.0.0", token=TOKEN, trusted_hosts=("panel.example.lan",)).test_client()
+    assert c.get("/api/status", headers={"Host": "panel.example.lan:8080"}).status_code == 200
+    refused = c.get("/api/status", headers={"Host": "rebind.evil.example"})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "bad_host"
+    # Without a list (the default), a network-bound panel answers to any name, as before.
+    open_ = _app(config, tmp_path, host="0.0.0.0", token=TOKEN).test_client()
+    assert open_.get("/api/status", headers={"Host": "10.1.2.3:8080"}).status_code == 200
+
+
+def test_host_check_comes_before_csrf(config, tmp_path):
+    c = _app(config, tmp_path).test_client()
+    resp = c.post("/login", headers={"Host": "rebind.evil.example"})
+    assert resp.status_code == 400 and resp.get_json()["error"] == "bad_host"

@@ -1,0 +1,91 @@
+"""What every request needs, set up once by the factory: config, Redis, supervisord, rate limiter, settings.
+
+Blueprints and helpers import the `get_*` accessors from here and never read
+`app.extensions` themselves, so the wiring lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis
+from flask import Flask, current_app
+from prometheus_client import CollectorRegistry
+
+from workers.runtime.config import Config
+
+from .ratelimit import RateLimiter
+from .settings import PanelSettings
+from .supervisor_client import SupervisorClient
+
+_KEY = "ltp"
+REDIS_SOCKET_TIMEOUT_S = 5
+REDIS_POOL_WAIT_S = 2.0  # a request waits this long for a free connection, then gets a 503, never "Too many connections"
+REDIS_POOL_SPARE = 2     # connections beyond one per server thread: the control watcher and a margin
+
+
+@dataclass(frozen=True)
+class Deps:
+    config: Config
+    settings: PanelSettings
+    redis: redis.Redis
+    supervisor: SupervisorClient
+    ratelimit: RateLimiter
+    # A registry per app: several apps in one process (tests) never clash.
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+
+def panel_redis(url: str, max_connections: int) -> redis.Redis:
+    """A client on a bounded, blocking pool: as many connections as the panel has threads, no more."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=REDIS_POOL_WAIT_S, decode_responses=True,
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S, socket_connect_timeout=2, health_check_interval=0, retry_on_timeout=False,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def build(config: Config, settings: PanelSettings, supervisor_url: str | None) -> Deps:
+    return Deps(
+        config=config,
+        settings=settings,
+        redis=panel_redis(config.redis_url, settings.threads + REDIS_POOL_SPARE),
+        supervisor=SupervisorClient(supervisor_url),
+        ratelimit=RateLimiter(settings.rate_burst, settings.rate_per_s),
+    )
+
+
+def init_app(app: Flask, deps: Deps) -> None:
+    app.extensions[_KEY] = deps
+
+
+def of(app: Flask) -> Deps:
+    """For set-up code outside a request (metrics registration, the entry point)."""
+    return app.extensions[_KEY]
+
+
+def _deps() -> Deps:
+    return current_app.extensions[_KEY]
+
+
+def get_config() -> Config:
+    return _deps().config
+
+
+def get_settings() -> PanelSettings:
+    return _deps().settings
+
+
+def get_redis() -> redis.Redis:
+    return _deps().redis
+
+
+def get_supervisor() -> SupervisorClient:
+    return _deps().supervisor
+
+
+def get_ratelimit() -> RateLimiter:
+    return _deps().ratelimit
+
+
+def get_metrics_registry() -> CollectorRegistry:
+    return _deps().metrics
