@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: not-running install dev-install system-deps test-deps run test lint typecheck sim bench status clean
+.PHONY: demo not-running install dev-install system-deps test-deps run test lint typecheck sim bench status clean
 
 install: system-deps $(VENV)/.installed
 # Tests, simulator, linters: requirements-dev.txt on top of the runtime's.
@@ -39,6 +39,14 @@ run: install not-running
 	mkdir -p logs var
 	@echo "panel: http://127.0.0.1:8080   control: $(VENV)/bin/supervisorctl -c supervisord.conf status"
 	$(VENV)/bin/supervisord -c supervisord.conf
+
+# The whole system offline: the simulator as a supervisord program, every endpoint pointed at it.
+DEMO_PORT ?= 8765
+demo: dev-install not-running
+	mkdir -p logs var
+	$(VENV)/bin/python -m tests.sim.demo --port $(DEMO_PORT) --out var/demo.yaml
+	@echo "demo: every feed on the local simulator; panel: http://127.0.0.1:8080"
+	LTP_DEMO=1 LTP_SIM_PORT=$(DEMO_PORT) LTP_CONFIG=$(abspath var/demo.yaml) $(VENV)/bin/supervisord -c supervisord.conf
 
 # A second supervisord would fail with "Another program is already listening on a port": say what is going on.
 not-running:

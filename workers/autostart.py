@@ -6,12 +6,33 @@ started by hand; this one-shot applies the `enabled` flags at boot.
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import time
 import xmlrpc.client
 
 from workers.runtime.config import ConfigError, load_config
 from workers.runtime.supervisor_rpc import supervisor_proxy
+
+
+def start_simulator(rpc: xmlrpc.client.ServerProxy) -> None:
+    """Demo mode: the local simulator first, so feeds connect at once instead of backing off."""
+    try:
+        rpc.supervisor.startProcess("simulator", True)
+    except xmlrpc.client.Fault as fault:
+        print(f"simulator: {fault.faultString}", flush=True)
+        return
+    port = int(os.environ.get("LTP_SIM_PORT") or 8765)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            print(f"simulator: listening on 127.0.0.1:{port}", flush=True)
+            return
+        except OSError:
+            time.sleep(0.1)
+    print(f"simulator: not listening on 127.0.0.1:{port} after 15 s; see logs/simulator.log", flush=True)
 
 
 def main() -> None:
@@ -23,6 +44,8 @@ def main() -> None:
     rpc = supervisor_proxy()
     processes: list[dict] = rpc.supervisor.getAllProcessInfo()  # type: ignore[assignment]  # XML-RPC is untyped
     known = {p["name"] for p in processes}
+    if os.environ.get("LTP_DEMO") == "1" and "simulator" in known:
+        start_simulator(rpc)
     for sid, svc in config.services.items():
         if not svc.enabled:
             print(f"{sid}: disabled in {config.path}; start it by hand with `supervisorctl start {sid}`", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 from .server import Simulator
@@ -12,7 +13,8 @@ from .server import Simulator
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    ap.add_argument("--port", type=int, default=int(os.environ.get("LTP_SIM_PORT") or 0),
+                    help="0 picks a free port (default: $LTP_SIM_PORT, as `make demo` sets it)")
     ap.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     ap.add_argument("--rate", type=float, default=5.0, help="updates per second per subscribed topic")
     ap.add_argument("--seed", type=int, default=0)

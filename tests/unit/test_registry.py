@@ -42,7 +42,7 @@ def test_every_feed_has_a_uniform_supervisord_program(feed_id):
 
 
 def test_supervisord_runs_no_feed_the_registry_does_not_know():
-    helpers = {"redis", "autostart", "controlpanel"}
+    helpers = {"redis", "autostart", "controlpanel", "simulator"}
     assert set(programs()) - helpers == set(FEEDS)
 
 
