@@ -2,7 +2,9 @@
 
 The server binds 127.0.0.1 only and keeps its data under var/redis/. If
 REDIS_URL names another host, or a server already answers there, this
-program says so and exits 0 (supervisord then leaves it EXITED).
+program says so and exits 0 (supervisord then leaves it EXITED). A password
+in REDIS_URL (redis://:secret@127.0.0.1:6379/0) is used to ask, and the
+server started here requires it (written to a 0600 config file, not argv).
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ def main() -> None:
         print(f"REDIS_URL points at {host}; not starting a local redis-server", flush=True)
         return
     try:
-        redis.Redis(host=host, port=port, socket_connect_timeout=1).ping()
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
         print(f"a Redis server already answers at {host}:{port}; using it", flush=True)
         return
+    except redis.AuthenticationError as exc:  # taken by a server that wants other credentials
+        print(f"a Redis server at {host}:{port} refused the credentials in REDIS_URL ({exc}); "
+              "fix REDIS_URL or stop that server", flush=True)
+        sys.exit(1)
+    except redis.ResponseError as exc:  # NOAUTH and friends: it answers, but not to us
+        print(f"a Redis server at {host}:{port} answered {exc}; set its password in REDIS_URL", flush=True)
+        sys.exit(1)
     except redis.RedisError:
         pass
     server = shutil.which("redis-server")
@@ -41,11 +50,15 @@ def main() -> None:
         sys.exit(1)
     data_dir = Path(os.environ.get("LTP_VAR", ROOT / "var")) / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
-    print(f"starting {server} on 127.0.0.1:{port}, data in {data_dir}", flush=True)
-    os.execv(server, [
-        server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-        "--save", "300 1", "--appendonly", "no", "--protected-mode", "yes",
-    ])
+    conf = data_dir / "ltp-redis.conf"
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"bind 127.0.0.1\nport {port}\ndir {data_dir}\nsave 300 1\nappendonly no\nprotected-mode yes\n")
+        if parsed.password:
+            f.write(f'requirepass "{parsed.password}"\n')
+    print(f"starting {server} on 127.0.0.1:{port}, data in {data_dir}"
+          f"{', password required (from REDIS_URL)' if parsed.password else ', no password (set one in REDIS_URL)'}", flush=True)
+    os.execv(server, [server, str(conf)])
 
 
 if __name__ == "__main__":
