@@ -138,12 +138,114 @@ def measure(requests_n: int = 500, keys: int = 50_000) -> dict:
     return {**r, **p, "baseline": f"static /openapi.json median {p['baseline_median_ms']:.1f} ms"}
 
 
+# -- /api/compare and /api/chain: every feed configured, hashes as the feeds write them -------------------------
+#
+#     python bench/panel_status.py --compare [--requests 500] [--compare-extra 0]
+#
+# Every service of exchanges.yaml is configured (pointed at an unused simulator port: nothing runs);
+# Redis holds, per spot and derivative feed, its configured symbols (plus coindcx_spot's I-USDT_INR,
+# the default rate source) and `--compare-extra` more in the feed's own naming, each with the fields
+# its feed writes, and per option feed a chain of 2 underlyings x 4 expiries x 40 strikes x 2 sides.
+# Times GET /api/compare, /api/compare/BTC and /api/chain/bybit_options over HTTP on `python -m controlpanel`.
+
+_EXTRA_NAMES = {  # the n-th extra symbol in each exchange's naming (markets.py maps them all)
+    "bybit": "X{n}USDT", "delta": "X{n}USD", "coindcx": "B-X{n}_USDT", "hyperliquid": "X{n}",
+}
+
+
+def _market_fields(kind: str, exchange: str, price: float, now: int) -> dict[str, str]:
+    f = {"ltp": f"{price:.2f}", "best_bid": f"{price - 0.5:.2f}", "best_ask": f"{price + 0.5:.2f}", "recv_ts": str(now),
+         "timestamp": "2026-01-01T00:00:00.000Z", "original_symbol": "x", "volume_24h": "1234.5", "high_24h": f"{price * 1.01:.2f}",
+         "low_24h": f"{price * 0.99:.2f}", "price_change_percent": "0.5"}
+    if kind == "derivative":
+        f.update({"mark_price": f"{price * 1.0001:.2f}", "index_price": f"{price:.2f}", "funding_rate": "0.0001",
+                  "funding_interval_hours": "1" if exchange == "hyperliquid" else "8", "next_funding_time": "2026-01-01T08:00:00.000Z",
+                  "open_interest": "1000"})
+    return f
+
+
+def fill_compare(client, config, extra: int) -> dict[str, int]:
+    from controlpanel.markets import feed_kind  # the bench measures the panel; its mapping says what a feed is
+
+    now = int(time.time() * 1000)
+    counts = {"markets": 0, "options": 0}
+    pipe = client.pipeline(transaction=False)
+    for sid, svc in config.services.items():
+        kind = feed_kind(sid)
+        index = SYMBOL_INDEX.format(prefix=svc.redis_prefix)
+        if kind == "option":
+            for und, spot in (("BTC", 65000.0), ("ETH", 3200.0)):
+                for week in range(4):
+                    expiry = f"2026-02-{6 + 7 * week:02d}"
+                    for k in range(40):
+                        strike = spot * (0.8 + k * 0.01)
+                        for side in ("CALL", "PUT"):
+                            sym = f"{und}-{expiry}-{strike:.0f}-{side[0]}"
+                            pipe.hset(f"{svc.redis_prefix}:{sym}", mapping={
+                                "option_type": side, "strike_price": f"{strike:.0f}", "underlying": und, "expiry": expiry,
+                                "settle_coin": "USDC", "best_bid": "100", "best_ask": "110", "mark_price": "105", "bid_size": "1",
+                                "ask_size": "1", "implied_volatility": "0.5", "bid_iv": "0.49", "ask_iv": "0.51", "delta": "0.5",
+                                "gamma": "0.0001", "vega": "20", "theta": "-30", "open_interest": "12", "index_price": f"{spot}",
+                                "underlying_price": f"{spot}", "recv_ts": str(now), "timestamp": "2026-01-01T00:00:00.000Z"})
+                            pipe.sadd(index, sym)
+                            counts["options"] += 1
+            continue
+        if kind is None:
+            continue
+        symbols = list(svc.symbols) + (["I-USDT_INR"] if sid == "coindcx_spot" else [])
+        symbols += [_EXTRA_NAMES[svc.exchange].format(n=n) for n in range(extra)]
+        for sym in symbols:
+            price = 88.0 if sym == "I-USDT_INR" else 65000.0 if "BTC" in sym else 100.0
+            pipe.hset(f"{svc.redis_prefix}:{sym}", mapping=_market_fields(kind, svc.exchange, price, now))
+            pipe.sadd(index, sym)
+            counts["markets"] += 1
+    pipe.execute()
+    return counts
+
+
+def run_compare(requests_n: int = 500, extra: int = 0) -> dict:
+    redis_server = RedisServer().start()
+    sv = Supervisor(sim_config(redis_server.url, free_port()), redis_server.url)
+    panel = None
+    try:
+        sv.start()
+        config = load_config(sv.config_path)
+        counts = fill_compare(redis_server.client(), config, extra)
+        panel = Panel(ROOT, sv, redis_server.url)
+        paths = ("/api/compare", "/api/compare/BTC", "/api/chain/bybit_options", "/openapi.json")
+        for path in paths:
+            panel.timed(path, 20)  # warm-up
+        times: dict[str, list[float]] = {p: [] for p in paths}
+        per_round = max(1, requests_n // ROUNDS)
+        for _ in range(ROUNDS):  # interleaved, so machine noise hits every path alike
+            for path in paths:
+                times[path] += panel.timed(path, per_round)
+        body = panel.session.get(panel.url + "/api/compare").json()
+        return {"services": len(config.services), "markets": counts["markets"], "options": counts["options"],
+                "underlyings": len(body["underlyings"]), "requests": per_round * ROUNDS,
+                "paths": {p: _summary(t) for p, t in times.items()}}
+    finally:
+        if panel is not None:
+            panel.stop()
+        sv.stop()
+        redis_server.cleanup()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--keys", type=int, default=50_000)
     ap.add_argument("--before", type=Path, help="a directory holding another controlpanel/ to compare with")
+    ap.add_argument("--compare", action="store_true", help="time /api/compare and /api/chain instead (every feed configured)")
+    ap.add_argument("--compare-extra", type=int, default=0, help="with --compare: more symbols per spot/derivative feed")
     args = ap.parse_args()
+    if args.compare:
+        c = run_compare(args.requests, args.compare_extra)
+        print(f"services={c['services']} markets={c['markets']} option_contracts={c['options']} "
+              f"underlyings={c['underlyings']} requests={c['requests']} per path")
+        for path, p in c["paths"].items():
+            print(f"{path:>26}: median={p['median_ms']:.2f} ms p90={p['p90_ms']:.2f} ms p99={p['p99_ms']:.2f} ms")
+        return
     trees = {"before": args.before.resolve(), "after": ROOT} if args.before else {"this": ROOT}
     r = run(trees, args.requests, args.keys)
     print(f"programs={r['programs']} services={r['services']} redis_keys={r['keys']} "

@@ -32,6 +32,7 @@ def create_app(config: Config | None = None, supervisor_url: str | None = None, 
     from .errors import init_errors
     from .metrics import init_metrics
     from .ui import ui
+    from .views import init_trader_views
 
     settings = settings or PanelSettings.from_env()
     settings.check()
@@ -57,6 +58,7 @@ def create_app(config: Config | None = None, supervisor_url: str | None = None, 
     csrf.init_app(app)  # after auth: its Host check runs before the CSRF check
     app.register_blueprint(api)
     app.register_blueprint(ui)
+    init_trader_views(app)  # trader's views: /compare, /chain and their JSON (views.py)
     init_metrics(app)
 
     @app.after_request

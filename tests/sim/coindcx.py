@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .market import Instrument, now_ms
+from .market import BASE_PRICES, Instrument, now_ms
 from .server import ExchangeSim, Faults, SimSession
 
 # pair -> funding interval hours (active perpetuals)
@@ -46,10 +46,14 @@ SPOT = {
     "B-XRP_USDT": ("XRPUSDT", "XRP", "USDT", "active"),
     "B-DOGE_USDT": ("DOGEUSDT", "DOGE", "USDT", "active"),
     "I-BTC_INR": ("BTCINR", "BTC", "INR", "active"),
+    "I-USDT_INR": ("USDTINR", "USDT", "INR", "active"),  # the panel's default USDT/INR rate for INR pairs
     "B-XTZ_BTC": ("XTZBTC", "XTZ", "BTC", "active"),     # empty book: bid/ask "0.00000000"
     "B-OLD_USDT": ("OLDUSDT", "OLD", "USDT", "inactive"),
 }
 EMPTY_BOOK = {"B-XTZ_BTC"}
+# INR pairs start at their coin's USD price (USDT: 1) times this, so a pair converted at the
+# simulated USDT/INR rate lands near the USDT pairs, as on the real exchange.
+INR_PER_USDT = 88.0
 
 
 @dataclass
@@ -61,6 +65,16 @@ class CoinDCXFaults(Faults):
 
 def _compact(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+def _price_in_inr(inst: Instrument, base: str) -> None:
+    """Re-base a fresh INR pair's walk to its coin's USD price x INR_PER_USDT (tick re-derived as Instrument does)."""
+    usd = 1.0 if base == "USDT" else BASE_PRICES.get(base)
+    if usd is None:
+        return
+    scale = usd * INR_PER_USDT / inst.price
+    inst.price, inst.open_24h, inst.high, inst.low = (v * scale for v in (inst.price, inst.open_24h, inst.high, inst.low))
+    inst.tick = 10 ** (len(str(int(inst.price))) - 6) if inst.price >= 1 else 0.0001
 
 
 def _spot_fmt(inst: Instrument, value: float) -> str:
@@ -165,6 +179,8 @@ class CoinDCXSim(ExchangeSim):
         inst = self._spot.get(pair)
         if inst is None:
             inst = self._spot[pair] = Instrument(SPOT[pair][0], self.sim.seed)
+            if SPOT[pair][2] == "INR":
+                _price_in_inr(inst, SPOT[pair][1])
         return inst
 
     def future(self, pair: str) -> Instrument:
