@@ -1,10 +1,11 @@
-"""Delta feeds end to end: real supervisord, real Redis, the Delta simulator (compact public channels)."""
+"""Delta feeds end to end: real supervisord, real Redis, the Delta simulator (public-socket channels)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
+import time
 
 import pytest
 
@@ -85,3 +86,32 @@ def test_option_roll_over_follows_without_restart(redis_server, sim, make_superv
     assert r.hget(f"delta_options:C-ETH-3200-{first[0]}", "ltp")
     assert sv.info("delta_options")["pid"] == pid  # no restart
     assert "instrument set" in sv.log("delta_options")
+
+
+def test_ltp_comes_from_trades_only_and_product_updates_are_ignored(redis_server, sim, make_supervisor):
+    dsim = sim.exchanges["delta"]
+    sv = make_supervisor(overrides={"delta_futures_ltp": {**FAST, "symbols": ["BTCUSD"]},
+                                    "delta_spot": {**FAST, "symbols": ["BTC_USDT"]}})
+    r = redis_server.client()
+    for sid in ("delta_futures_ltp", "delta_spot"):
+        sv.ctl("start", sid)
+    for key in ("delta_futures:BTCUSD", "delta_spot:BTC_USDT"):
+        wait_for(lambda key=key: r.hget(key, "ltp") and r.hget(key, "mark_price"), 20)
+    try:
+        dsim.trades_paused = True  # tickers go on (new ohlc close, new mark), trades stop
+        time.sleep(0.5)
+        held = {k: r.hget(k, "ltp") for k in ("delta_futures:BTCUSD", "delta_spot:BTC_USDT")}
+        marks = {k: r.hget(k, "mark_price") for k in held}
+        wait_for(lambda: all(r.hget(k, "mark_price") != v for k, v in marks.items()), 10)
+        assert {k: r.hget(k, "ltp") for k in held} == held  # a ticker's close is no trade
+    finally:
+        dsim.trades_paused = False
+    wait_for(lambda: all(r.hget(k, "ltp") != v for k, v in held.items()), 10)
+
+    errors_before = {sid: int(_status(r, sid).get("parse_errors") or 0) for sid in ("delta_futures_ltp", "delta_spot")}
+    for event in ("market_disruption", "start_auction", "finish_auction"):
+        assert sim.call(dsim.product_update, event, "BTCUSD") >= 2  # sent to every client, unasked
+    time.sleep(2.5)  # the status hash is refreshed every second
+    for sid, before in errors_before.items():
+        st = _status(r, sid)
+        assert int(st.get("parse_errors") or 0) == before and "unknown_frame" not in st.get("errors_by_kind", ""), st

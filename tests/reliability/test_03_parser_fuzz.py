@@ -30,20 +30,19 @@ DOPT = "C-BTC-65000-271224"
 def bybit_streams():
     spot = bybit.SpotStream("spot", "ws://x", [SYM, "ETHUSDT"], book_top=True)
     linear = bybit.LinearStream("linear", "ws://x", [SYM], depth=50, levels=5)
+    linear1 = bybit.LinearStream("linear1", "ws://x", [SYM], depth=1, levels=1)
     option = bybit.OptionStream("option", "ws://x", [OPT])
-    return {"bybit_spot": spot, "bybit_linear": linear, "bybit_option": option}
+    return {"bybit_spot": spot, "bybit_linear": linear, "bybit_linear_l1": linear1, "bybit_option": option}
 
 
 def delta_streams():
-    out = {}
-    for proto in (delta.COMPACT, delta.LEGACY):
-        out[f"delta_spot_{proto}"] = delta.DeltaStream(
-            "s", "ws://x", "spot", {"ticker": ["BTC_USDT"], "index": [".DEXBTUSD"]}, protocol=proto,
-            keys={".DEXBTUSD": "BTCUSD"})
-        out[f"delta_futures_{proto}"] = delta.DeltaStream(
-            "f", "ws://x", "futures", {"ticker": ["BTCUSD"], "funding": ["BTCUSD"]}, protocol=proto)
-        out[f"delta_options_{proto}"] = delta.DeltaStream("o", "ws://x", "options", {"ticker": [DOPT]}, protocol=proto)
-    return out
+    return {
+        "delta_spot": delta.DeltaStream("s", "ws://x", "spot", {"ticker": ["BTC_USDT"], "trades": ["BTC_USDT"],
+                                                                "index": [".DEXBTUSD"]}, keys={".DEXBTUSD": "BTCUSD"}),
+        "delta_futures": delta.DeltaStream("f", "ws://x", "futures", {"ticker": ["BTCUSD"], "trades": ["BTCUSD"],
+                                                                      "funding": ["BTCUSD"]}),
+        "delta_options": delta.DeltaStream("o", "ws://x", "options", {"ticker": [DOPT], "trades": [DOPT]}),
+    }
 
 
 STREAMS = {**bybit_streams(), **delta_streams()}
@@ -111,15 +110,16 @@ def bybit_frames(draw):
         data["symbol" if kind != "book" and kind != "book1" else "s"] = OPT if kind == "option" else SYM
     if kind.startswith("book"):
         data["b"], data["a"] = draw(levels()), draw(levels())
-        data["u"] = draw(st.integers(-2, 5) | hostile)
+        data["u"] = draw(st.integers(-2, 5) | st.integers(1, 2**63) | hostile)  # 1: the restart snapshot
+    ts = draw(st.integers(1, 2**63) | st.integers(1, 10**16).map(str) | hostile)  # the docs also show ts as a string
     return {"topic": draw(st.just(topic) | hostile), "type": draw(st.sampled_from(["snapshot", "delta"]) | hostile),
-            "ts": draw(st.integers(1, 2**63) | hostile), "data": draw(st.just(data) | hostile)}
+            "ts": ts, "data": draw(st.just(data) | hostile)}
 
 
 @st.composite
 def delta_frames(draw):
-    """Delta envelopes (compact and legacy tickers, funding, index, acks) with hostile values."""
-    kind = draw(st.sampled_from(["ticker", "v2/ticker", "funding_rate", "spot_price", "v2/spot_price", "subscriptions",
+    """Delta public-socket envelopes (ticker, trades, funding, index, notices, acks) with hostile values."""
+    kind = draw(st.sampled_from(["ticker", "trades", "funding_rate", "spot_price", "product_updates", "subscriptions",
                                  "heartbeat"]))
     sym = draw(st.sampled_from(["BTCUSD", "BTC_USDT", DOPT, ".DEXBTUSD"]) | hostile)
     ts = draw(st.integers(1, 2**63) | numbers_as_text | hostile)
@@ -129,19 +129,19 @@ def delta_frames(draw):
                  "g": draw(st.lists(hostile, max_size=5) | hostile), "qiv": draw(st.lists(hostile, max_size=3) | hostile),
                  "to": draw(st.lists(hostile, max_size=2) | hostile), "sp": draw(hostile)}
         return {"type": "ticker", "sy": sym, "ts": ts, "sp": draw(hostile), "d": draw(st.just([entry]) | hostile)}
-    if kind == "v2/ticker":
-        return {"type": "v2/ticker", "symbol": sym, "timestamp": ts, "close": draw(hostile), "mark_price": draw(hostile),
-                "oi": draw(hostile), "quotes": draw(st.dictionaries(st.sampled_from(["best_bid", "best_ask", "mark_iv"]), hostile)
-                                                    | hostile),
-                "greeks": draw(st.dictionaries(st.sampled_from(["delta", "gamma"]), hostile) | hostile),
-                "funding_rate": draw(hostile)}
+    if kind == "trades":
+        return {"type": kind, "sy": sym, "p": draw(hostile), "s": draw(hostile), "r": draw(hostile),
+                "t": draw(st.integers(1, 2**63) | numbers_as_text | hostile), "ts": ts}
     if kind == "funding_rate":
-        return draw(st.sampled_from([{"type": kind, "sy": sym, "fr": draw(hostile), "ts": ts},
-                                     {"type": kind, "symbol": sym, "funding_rate": draw(hostile), "timestamp": ts}]))
-    if kind in ("spot_price", "v2/spot_price"):
-        return {"type": kind, "sy" if kind == "spot_price" else "s": sym, "p": draw(hostile), "ts": ts}
+        return {"type": kind, "sy": sym, "fr": draw(hostile), "ts": ts}
+    if kind == "spot_price":
+        return {"type": kind, "sy": sym, "p": draw(hostile), "ts": ts}
+    if kind == "product_updates":
+        return {"type": kind, "event": draw(st.sampled_from(["market_disruption", "start_auction", "finish_auction"]) | hostile),
+                "product": draw(st.fixed_dictionaries({"id": hostile, "symbol": hostile, "trading_status": hostile}) | hostile),
+                "timestamp": ts}
     if kind == "subscriptions":
-        chans = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["ticker", "v2/ticker", "funding_rate", "spot_price"])
+        chans = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["ticker", "trades", "funding_rate", "spot_price"])
                                                 | hostile, "symbols": hostile, "error": hostile | st.text(string.printable)})
                          | hostile, max_size=3)
         return {"type": kind, "channels": draw(chans | hostile)}
@@ -183,7 +183,11 @@ HOSTILE_EXAMPLES = [
     b'{"type":"subscriptions","channels":[{"name":"ticker","symbols":5}]}',
     b'{"type":"ticker","sy":"BTCUSD","ts":1,"d":[{"s":"BTCUSD","ohlc":[1,1,1,-5]}]}',  # negative last price
     b'{"type":"ticker","sy":"C-BTC-65000-271224","ts":1,"d":[{"s":"C-BTC-65000-271224","ohlc":[1,1,1,"-0.5"]}]}',
-    b'{"type":"v2/ticker","symbol":"BTCUSD","timestamp":1,"close":-5,"mark_price":"1"}',
+    b'{"type":"trades","sy":"BTCUSD","p":"-5","t":1775800366578410,"ts":1}',  # negative trade price
+    b'{"type":"trades","sy":"BTCUSD","p":"1","t":"1' + b"0" * 400 + b'","ts":1}',
+    b'{"type":"product_updates","event":"start_auction","product":[{"symbol":"BTCUSD"}],"timestamp":{}}',
+    b'{"topic":"orderbook.50.BTCUSDT","ts":"1772694601512","type":"delta","data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":1}}',
+    b'{"topic":"orderbook.1.BTCUSDT","ts":"1772694601512","type":"snapshot","data":{"s":"BTCUSDT","b":[["2","1"]],"a":[["1","1"]],"u":9}}',
 ]
 
 

@@ -1,10 +1,12 @@
-"""Fault 4: an order-book sequence gap and out-of-order frames.
+"""Fault 4: an order book fed as Bybit's docs describe it, and frames that can't be trusted.
 
-A gap makes the feed drop its book and re-subscribe for a fresh snapshot; an
-out-of-order (stale) delta is refused. A watcher reads the hash the whole time:
-Redis must never show a crossed book. Extends the e2e gap check in
-tests/e2e/test_bybit_derivatives_e2e.py with out-of-order frames, continuous
-crossed-book watching and the measured rebuild time.
+Bybit's `u` is an update id, not a gapless sequence: ids that jump are applied (no
+resync); a frame whose id is not above the book's is stale and refused; `u` = 1 is the
+service-restart snapshot (typed `delta` here) and replaces the book; a book crossed
+after a delta is dropped and its topic re-subscribed, at most once per 5 s
+(workers/runtime/limiter.py), the refused ones counted. Book frames carry `ts` as a
+digit string throughout, as the docs' reminder shows. A watcher reads the hash the
+whole time: Redis must never show a crossed book.
 """
 
 from __future__ import annotations
@@ -14,15 +16,30 @@ import time
 
 from tests.harness import wait_for
 from tests.reliability.util import Watcher, inject, status, time_until
+from workers.runtime.limiter import RESYNC_INTERVAL_S
 
 KEY = "bybit_futures:BTCUSDT"
+FEED = "bybit_futures_orderbook"
 
 
-def test_gap_rebuilds_from_snapshot_and_redis_never_shows_a_crossed_book(redis_server, sim, make_supervisor, figures):
-    sv = make_supervisor(overrides={"bybit_futures_orderbook": {"symbols": ["BTCUSDT"], "levels": 5}})
+def errors(r) -> dict[str, int]:
+    return json.loads(status(r, FEED).get("errors_by_kind") or "{}")
+
+
+def crossing(u: int) -> str:
+    return json.dumps({"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": str(int(time.time() * 1000)),
+                       "data": {"s": "BTCUSDT", "b": [["999999999", "5"]], "a": [], "u": u, "seq": 1}})
+
+
+def test_book_follows_id_jumps_and_restarts_and_resyncs_a_crossed_book_at_most_once_per_interval(
+        redis_server, sim, make_supervisor, figures):
+    bysim = sim.exchanges["bybit"]
+    bysim.ts_as_string = True  # every book frame's ts is a digit string
+    sv = make_supervisor(overrides={FEED: {"symbols": ["BTCUSDT"], "levels": 5}})
     r = redis_server.client()
-    sv.ctl("start", "bybit_futures_orderbook")
-    wait_for(lambda: int(r.hget(KEY, "update_id") or 0) > 10, 20)
+    sv.ctl("start", FEED)
+    wait_for(lambda: r.hget(KEY, "update_id"), 20)
+    uid = lambda: int(r.hget(KEY, "update_id"))  # noqa: E731
 
     def not_crossed() -> None:
         row = r.hgetall(KEY)
@@ -33,28 +50,53 @@ def test_gap_rebuilds_from_snapshot_and_redis_never_shows_a_crossed_book(redis_s
             assert [float(p) for p, _ in bids] == sorted((float(p) for p, _ in bids), reverse=True)
             assert [float(p) for p, _ in asks] == sorted(float(p) for p, _ in asks)
 
-    bysim = sim.exchanges["bybit"]
-    with Watcher(not_crossed, interval=0.01) as watch:
-        # Out of order: a stale delta (u=1) whose bid would cross the book if it were applied.
-        u_before = int(r.hget(KEY, "update_id"))
-        stale = {"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": int(time.time() * 1000),
-                 "data": {"s": "BTCUSDT", "b": [["999999999", "5"]], "a": [], "u": 1, "seq": 1}}
-        inject(sim, "bybit", [json.dumps(stale)])
-        wait_for(lambda: json.loads(status(r, "bybit_futures_orderbook")["errors_by_kind"]).get("stale_book_update"), 5)
-        assert int(r.hget(KEY, "update_id")) > u_before  # the stream carried on from where it was
+    try:
+        with Watcher(not_crossed, interval=0.01) as watch:
+            # Ids that jump (1..7 per delta, more on gap_next) are the normal stream: applied, no resync.
+            bysim.u_max_step = 7
+            bysim.faults.gap_next = 3
+            u0 = uid()
+            wait_for(lambda: uid() > u0 + 40, 10)
+            assert "resync" not in errors(r) and "stale_book_update" not in errors(r)
 
-        # Gap: the next delta skips an update id. The simulator restarts the book at u=1 for the fresh
-        # snapshot, so a write with update_id below the pre-gap id is the rebuilt book.
-        u_gap = int(r.hget(KEY, "update_id"))
-        t0 = time.monotonic()
-        bysim.faults.gap_next = 1
-        rebuilt = time_until(lambda: int(r.hget(KEY, "update_id")) < u_gap, 5, since=t0)
-        u_new = int(r.hget(KEY, "update_id"))
-        wait_for(lambda: int(r.hget(KEY, "update_id")) > u_new + 5, 5)  # deltas apply on the new snapshot
-        time.sleep(0.5)
-    watch.assert_clean()
-    st = wait_for(lambda: (s := status(r, "bybit_futures_orderbook")) and "resync" in s["errors_by_kind"] and s, 3)
-    assert json.loads(st["errors_by_kind"])["resync"] == 1, st["errors_by_kind"]
-    assert st["reconnects"] == "0"  # a gap costs one topic's resubscription, not the connection
-    figures.record("4 book gap", "gap -> book rebuilt from a fresh snapshot in Redis", rebuilt)
-    figures.record("4 book gap", "crossed books seen in Redis", f"0 of {watch.samples} reads", "")
+            # Stale: an id not above the book's, whose bid would cross the book if it were applied.
+            inject(sim, "bybit", [crossing(uid() - 1)])
+            wait_for(lambda: errors(r).get("stale_book_update"), 5)
+            u1 = uid()
+            wait_for(lambda: uid() > u1, 5)  # the stream carried on from where it was
+
+            # Restart: the whole book again with u = 1, typed delta; it replaces the book, no resync.
+            u_before = uid()
+            t0 = time.monotonic()
+            bysim.book_restart_next = 1
+            restarted = time_until(lambda: uid() < 1000, 5, since=t0)
+            wait_for(lambda: 20 < uid() < u_before, 5)  # deltas apply on the restarted ids
+            assert "resync" not in errors(r)
+
+            # Crossed after a delta: the local book is wrong. One resubscribe at once; a second one within
+            # the interval is suppressed (counted) and goes out once the interval has passed.
+            # (A new subscription's snapshot carries the book's current id, 1000 past the last one sent.)
+            bysim.u_max_step = 1
+            u2 = uid()
+            t1 = time.monotonic()
+            inject(sim, "bybit", [crossing(10**15)])
+            rebuilt = time_until(lambda: uid() >= u2 + 1000, 5, since=t1)  # the fresh snapshot's book, written
+            u3 = uid()
+            t2 = time.monotonic()
+            inject(sim, "bybit", [crossing(10**15 + 1)])
+            rebuilt2 = time_until(lambda: uid() >= u3 + 1000, RESYNC_INTERVAL_S + 5, since=t2)
+            wait_for(lambda: errors(r).get("resync") == 2, 3)
+            assert errors(r).get("resync_suppressed") == 1
+            time.sleep(0.5)
+        watch.assert_clean()
+    finally:
+        bysim.ts_as_string, bysim.u_max_step = False, 1
+    st = status(r, FEED)
+    assert st["reconnects"] == "0"  # a resync costs one topic's resubscription, not the connection
+    second = (t2 - t1) + rebuilt2  # from the first crossed frame to the second rebuilt book
+    assert second >= RESYNC_INTERVAL_S - 0.1, f"second resubscribe {second:.2f}s after the first"
+    figures.record("4 book", "u = 1 restart frame -> book replaced in Redis", restarted)
+    figures.record("4 book", "crossed -> resubscribed, rebuilt from a fresh snapshot in Redis", rebuilt)
+    figures.record("4 book", "crossed again at once -> suppressed; rebuilt after the 5 s limit", rebuilt2)
+    figures.record("4 book", "first crossed frame -> second rebuilt book", second)
+    figures.record("4 book", "crossed books seen in Redis", f"0 of {watch.samples} reads", "")

@@ -1,4 +1,17 @@
-"""Bybit V5 public WebSocket (spot, linear) as documented: acks, pongs, tickers, order books."""
+"""Bybit V5 public WebSocket (spot, linear) as documented: acks, pongs, tickers, order books.
+
+Order books follow docs/v5/websocket/public/orderbook.mdx: a subscription starts with a
+snapshot at the book's current update id `u` (not 1); `u` only increases, and not by one
+(the docs stopped calling it a sequence); level 1 is snapshots only. Switches on BybitSim
+(set in-process, e.g. `sim.exchanges["bybit"].book_restart_next = 1`):
+
+- `faults.gap_next = N`: the next N deltas jump `u` by several ids (a normal stream does too);
+- `u_max_step`: every delta advances `u` by a random 1..u_max_step (default 1);
+- `book_restart_next = N`: the next N book frames are the service-restart frame the docs
+  describe: the whole book with `u` = 1, typed `delta` (deltas then go on from 2);
+- `ts_as_string`: book frames carry `ts` as a digit string, as the docs' reminder shows,
+  with `ts` before `type` on spot and level 1 and after it elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -27,12 +40,13 @@ SPOT_MAX_ARGS_PER_REQUEST = 10
 class _Book:
     """The simulator's side of an order-book subscription: it diffs successive books into deltas."""
 
-    def __init__(self, depth: int) -> None:
+    def __init__(self, depth: int, first_u: int = 18521288) -> None:
         self.depth = depth
         self.bids: dict[str, str] = {}
         self.asks: dict[str, str] = {}
-        self.u = 0
-        self.seq = 0
+        self.u = first_u - 1  # the book's update id before this subscription's snapshot (the docs' example id)
+        self.sent = False
+        self.seq = 7961638724
         self.offset = 0  # book mid relative to the last price, in ticks
 
     def next(self, inst: Instrument) -> tuple[dict[str, str], dict[str, str]]:
@@ -124,7 +138,7 @@ class BybitSession(SimSession):
             elif parts[0] == "tickers":
                 self.tickers[parts[1]] = False
             else:
-                self.books[(int(parts[1]), parts[2])] = _Book(int(parts[1]))
+                self.books[(int(parts[1]), parts[2])] = _Book(int(parts[1]), self.sim.book_u(self.category, parts[2]))
         await self.publish_once()
 
     # -- data -----------------------------------------------------------------------
@@ -172,22 +186,35 @@ class BybitSession(SimSession):
 
     def book_frame(self, inst: Instrument, book: _Book, ts: int) -> dict:
         bids, asks = book.next(inst)
-        faults = self.sim.faults
-        first = book.u == 0
-        if first or book.depth == 1:
-            kind, b, a = "snapshot", list(map(list, bids.items())), list(map(list, asks.items()))
-            book.u = book.u + 1
+        sim, faults = self.sim, self.sim.faults
+        full = (list(map(list, bids.items())), list(map(list, asks.items())))
+        if sim.book_restart_next > 0 and book.sent:
+            # The service restarted: the whole book again, u = 1, typed as a delta (docs: overwrite your book).
+            sim.book_restart_next -= 1
+            kind, (b, a) = "delta", full
+            book.u = 1
+        elif not book.sent or book.depth == 1:
+            kind, (b, a) = "snapshot", full
+            book.u += 1
         else:
             kind, b, a = "delta", _Book.diff(book.bids, bids), _Book.diff(book.asks, asks)
-            book.u += 2 if faults.gap_next > 0 else 1
+            step = inst.rng.randint(1, max(1, sim.u_max_step))
             if faults.gap_next > 0:
                 faults.gap_next -= 1
+                step += inst.rng.randint(2, 9)
+            book.u += step
+        book.sent = True
+        sim.book_u_seen[(self.category, inst.symbol)] = book.u
         book.bids, book.asks = bids, asks
-        book.seq += 1
+        book.seq += inst.rng.randint(1, 5)
         b.sort(key=lambda lv: -float(lv[0]))
         a.sort(key=lambda lv: float(lv[0]))
-        return {"topic": f"orderbook.{book.depth}.{inst.symbol}", "type": kind, "ts": ts,
-                "data": {"s": inst.symbol, "b": b, "a": a, "u": book.u, "seq": book.seq}, "cts": ts - 1}
+        data = {"s": inst.symbol, "b": b, "a": a, "u": book.u, "seq": book.seq}
+        topic = f"orderbook.{book.depth}.{inst.symbol}"
+        ts_out: int | str = str(ts) if sim.ts_as_string else ts
+        if self.category == "spot" or book.depth == 1:  # the reminder's key order: ts before type
+            return {"topic": topic, "ts": ts_out, "type": kind, "data": data, "cts": ts - 1}
+        return {"topic": topic, "type": kind, "ts": ts_out, "data": data, "cts": ts - 1}
 
 
 def _bs_greeks(spot: float, strike: float, years: float, vol: float, call: bool) -> dict[str, float]:
@@ -210,6 +237,10 @@ class BybitSim(ExchangeSim):
         super().__init__(sim)
         self._instruments: dict[tuple[str, str], Instrument] = {}
         self.page_size = 1000  # instruments-info page size; tests lower it to exercise the cursor
+        self.u_max_step = 1          # deltas advance u by 1..u_max_step
+        self.book_restart_next = 0   # next N book frames: the u=1 restart frame typed delta
+        self.ts_as_string = False    # book frames' ts as a digit string
+        self.book_u_seen: dict[tuple[str, str], int] = {}  # (category, symbol) -> last u sent; a new subscription goes on from it
         self.option_chain: list[dict] = []
         for coin in OPTION_STRIKE_STEP:
             for weeks in (1, 2, 3):
@@ -247,6 +278,12 @@ class BybitSim(ExchangeSim):
         gone = [i["symbol"] for i in mine if int(i["deliveryTime"]) == nearest]
         self.option_chain = [i for i in self.option_chain if i["symbol"] not in gone]
         return gone
+
+    def book_u(self, category: str, symbol: str) -> int:
+        """The update id a new subscription's snapshot carries: the book's current id (the docs' example id at
+        first), which has moved on since this simulator last sent the book (by 1000 here)."""
+        last = self.book_u_seen.get((category, symbol))
+        return 18521288 if last is None else last + 1000
 
     def option_symbols(self) -> set[str]:
         return {i["symbol"] for i in self.option_chain}

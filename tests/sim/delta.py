@@ -1,13 +1,17 @@
-"""Delta Exchange (India) as documented: one socket route speaking both the compact public
-channels (`ticker`, `funding_rate`, `spot_price`) and the legacy ones (`v2/ticker`,
-`v2/spot_price`), heartbeat, per-channel subscription errors, and REST products/tickers/indices.
+"""Delta Exchange (India) public socket as documented: the compact channels (`ticker`,
+`trades`, `funding_rate`, `spot_price`), `product_updates` notices, heartbeat,
+per-channel subscription errors, and REST products/tickers/indices.
 
-    ws://127.0.0.1:<port>/delta           (wss://public-socket.india.delta.exchange and the legacy host)
+    ws://127.0.0.1:<port>/delta           (wss://public-socket.india.delta.exchange)
     http://127.0.0.1:<port>/delta/v2/...  (https://api.india.delta.exchange/v2/...)
 
+The legacy channels of the private socket (`v2/ticker`, `v2/spot_price`, `all_trades`) are
+gone from the docs (changelog 17.04.26): asking for one is refused like any unknown channel.
 The wording of the unknown-symbol error is invented (Delta's is undocumented); it follows
 the documented "subscription forbidden on <channel>..." pattern and names the symbols.
-Tests roll option expiries with `roll(underlying)` through `Simulator.call`.
+Every tick brings one trade per subscribed contract (a real option trades far less often).
+Tests roll option expiries with `roll(underlying)` and send notices with
+`product_update(event, symbol)`, both through `Simulator.call`; `trades_paused` stops trades.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from aiohttp import web
 from .market import Instrument, now_ms
 from .server import ExchangeSim, SimSession
 
-COMPACT_CHANNELS = {"ticker", "spot_price"}
-LEGACY_CHANNELS = {"v2/ticker", "v2/spot_price"}
+CHANNELS = {"ticker", "trades", "funding_rate", "spot_price"}
+PRODUCT_UPDATE_STATUS = {"market_disruption": "disrupted_cancel_only", "start_auction": "disrupted_post_only",
+                         "finish_auction": "operational"}
 INDICES = {".DEXBTUSD": "BTC", ".DEETHUSD": "ETH"}
 STRIKES = {"BTC": (55000, 75000, 1000), "ETH": (2800, 3600, 100)}
 
@@ -36,7 +41,6 @@ class DeltaSession(SimSession):
         super().__init__(sim, ws)
         self.subs: dict[str, set[str]] = {}
         self.heartbeat = False
-        self.compact = True  # decided by the first ticker/spot_price channel name used
 
     async def on_text(self, text: str) -> None:
         try:
@@ -56,7 +60,7 @@ class DeltaSession(SimSession):
     def _known(self, channel: str, symbol: str) -> bool:
         if symbol in self.sim.faults.reject_symbols:
             return False
-        if channel in ("spot_price", "v2/spot_price"):
+        if channel == "spot_price":
             return symbol in INDICES
         if channel == "funding_rate":
             return symbol in self.sim.products and self.sim.products[symbol]["contract_type"] == "perpetual_futures"
@@ -73,13 +77,9 @@ class DeltaSession(SimSession):
                 else:
                     self.subs.get(name, set()).difference_update(symbols)
                 continue
-            if name not in COMPACT_CHANNELS | LEGACY_CHANNELS | {"funding_rate"}:
+            if name not in CHANNELS:
                 errors.append({"name": name, "error": f"subscription forbidden on {name}. Unknown channel"})
                 continue
-            if name in COMPACT_CHANNELS:
-                self.compact = True
-            elif name in LEGACY_CHANNELS:
-                self.compact = False
             bad = [s for s in symbols or () if not self._known(name, s)]
             if bad:
                 errors.append({"name": name, "error": f"subscription forbidden on {name}. Invalid symbols: {', '.join(bad)}"})
@@ -96,7 +96,7 @@ class DeltaSession(SimSession):
         ts_us = (now_ms() + faults.future_ts_ms) * 1000
         for name, symbols in list(self.subs.items()):
             for sym in sorted(symbols):
-                frame = self.sim.frame(name, sym, ts_us, self.compact)
+                frame = self.sim.frame(name, sym, ts_us)
                 if frame is not None:
                     await self.send(frame)
 
@@ -110,6 +110,8 @@ class DeltaSim(ExchangeSim):
         self._instruments: dict[str, Instrument] = {}
         self.products: dict[str, dict] = {}
         self._next_id = 1000
+        self._trade_n = 0
+        self.trades_paused = False  # tests: no trades while tickers go on
         for sym, und in (("BTCUSD", "BTC"), ("ETHUSD", "ETH"), ("SOLUSD", "SOL"), ("XRPUSD", "XRP")):
             self._add({"symbol": sym, "contract_type": "perpetual_futures", "underlying": und, "settlement_time": None})
         self._add({"symbol": "BTC_USDT", "contract_type": "spot", "underlying": "BTC", "settlement_time": None})
@@ -162,25 +164,32 @@ class DeltaSim(ExchangeSim):
 
     # -- frames ---------------------------------------------------------------------------
 
+    def _price(self, product: dict) -> tuple[float, float]:
+        """(last traded price, 24 h open) of a contract; a future's walk takes a step."""
+        if product["contract_type"].endswith("options"):
+            spot = self.index_price(product["underlying"])
+            strike = float(product["strike_price"])
+            intrinsic = max(0.0, spot - strike) if product["symbol"].startswith("C") else max(0.0, strike - spot)
+            price = round(intrinsic + spot * 0.01, 1)
+            return price, price * 0.98
+        inst = self.instrument(product["symbol"])
+        inst.step()
+        return float(inst.fmt(inst.price)), inst.open_24h
+
     def ticker_row(self, product: dict, ts_us: int) -> dict:
-        """A legacy v2/ticker / REST ticker body."""
+        """A REST /v2/tickers row, with the fields of the docs' Ticker schema."""
         sym, und = product["symbol"], product["underlying"]
         spot = self.index_price(und)
         option = product["contract_type"].endswith("options")
-        if option:
-            strike = float(product["strike_price"])
-            intrinsic = max(0.0, spot - strike) if sym.startswith("C") else max(0.0, strike - spot)
-            price = round(intrinsic + spot * 0.01, 1)
-            close, open_ = price, price * 0.98
-        else:
-            inst = self.instrument(sym)
-            inst.step()
-            close, open_ = float(inst.fmt(inst.price)), inst.open_24h
+        close, open_ = self._price(product)
+        oi = 469919  # contracts ("oi: the number of outstanding contracts")
         row = {
             "symbol": sym, "product_id": product["id"], "contract_type": product["contract_type"], "timestamp": ts_us,
             "open": open_, "high": max(open_, close) * 1.01, "low": min(open_, close) * 0.99, "close": close,
-            "volume": 1234.5, "turnover": 1234.5 * close, "turnover_usd": 1234.5 * close,
-            "mark_price": f"{close * 1.0001:.4f}", "spot_price": f"{spot:.4f}", "oi": "469.9190", "oi_contracts": "469919",
+            "size": 10, "volume": 1234.5, "turnover": 1234.5 * close, "turnover_symbol": "USD", "turnover_usd": 1234.5 * close,
+            "mark_price": f"{close * 1.0001:.4f}", "mark_vol": "500", "spot_price": f"{spot:.4f}", "oi": str(oi),
+            "oi_value": f"{oi * 0.001 * spot:.4f}", "oi_value_symbol": "USD", "oi_value_usd": f"{oi * 0.001 * spot:.4f}",
+            "price_band": {"lower_limit": f"{close * 0.9:.1f}", "upper_limit": f"{close * 1.1:.1f}"},
             "quotes": {"best_bid": f"{close - 0.5:.1f}", "best_ask": f"{close + 0.5:.1f}", "bid_size": "10", "ask_size": "12",
                        "bid_iv": "0.38" if option else None, "ask_iv": "0.41" if option else None,
                        "mark_iv": "0.39" if option else "-0.44", "impact_mid_price": None},
@@ -188,40 +197,51 @@ class DeltaSim(ExchangeSim):
             if option else None,
         }
         if product["contract_type"] == "perpetual_futures":
-            row["funding_rate"] = "0.0100"
+            row["funding_rate"] = "0.0100"  # not in the docs' Ticker schema; the futures feed reads it when present
         if option:
             row["strike_price"] = product["strike_price"]
         return row
 
-    def frame(self, channel: str, symbol: str, ts_us: int, compact: bool) -> dict | None:
-        if channel in ("spot_price", "v2/spot_price"):
+    def frame(self, channel: str, symbol: str, ts_us: int) -> dict | None:
+        if channel == "spot_price":
             inst = self.instrument(symbol)
             inst.step()
-            if channel == "v2/spot_price":
-                return {"s": symbol, "p": inst.price, "type": "v2/spot_price"}
             return {"p": f"{inst.price:.4f}", "sy": symbol, "ts": ts_us, "type": "spot_price"}
         product = self.products.get(symbol)
         if product is None or product["state"] != "live":
             return None  # expired contracts go quiet
         if channel == "funding_rate":
-            if compact:
-                return {"fi": 28800, "fr": 0.01, "nfr": (ts_us // 28_800_000_000 + 1) * 28_800_000_000, "sy": symbol,
-                        "ts": ts_us, "type": "funding_rate"}
-            return {"symbol": symbol, "product_id": product["id"], "type": "funding_rate", "funding_rate": 0.01,
-                    "timestamp": ts_us}
+            return {"fi": 28800, "fr": 0.01, "nfr": (ts_us // 28_800_000_000 + 1) * 28_800_000_000, "sy": symbol,
+                    "ts": ts_us, "type": "funding_rate"}
+        if channel == "trades":
+            if self.trades_paused:
+                return None  # nobody trades: the ticker goes on, ltp must not move
+            price, _ = self._price(product)
+            self._trade_n += 1
+            return {"p": f"{price:.10g}", "r": "m" if self._trade_n % 2 else "t", "s": float(1 + self._trade_n % 5),
+                    "sy": symbol, "t": ts_us - 400, "ts": ts_us, "type": "trades"}
         row = self.ticker_row(product, ts_us)
-        if channel == "v2/ticker":
-            return {"type": "v2/ticker", **row}
         q, g = row["quotes"], row["greeks"]
         entry = {
             "g": [g["delta"], g["gamma"], g["rho"], g["theta"], g["vega"]] if g else None,
             "i": product["id"], "m": row["mark_price"], "m24hc": "1.5",
             "ohlc": [row["open"], row["high"], row["low"], row["close"]],
-            "oi": [row["oi_contracts"], "0.0000"], "pb": ["1", "1000000"],
+            "oi": [row["oi"], "0.0000"], "pb": ["1", "1000000"],
             "q": [q["best_ask"], q["ask_size"], q["best_bid"], q["bid_size"], None],
             "qiv": [q["ask_iv"], q["bid_iv"], q["mark_iv"]], "s": symbol, "to": [row["turnover"], row["turnover_usd"]],
         }
         return {"d": [entry], "sp": row["spot_price"], "sy": symbol, "ts": ts_us, "type": "ticker"}
+
+    async def product_update(self, event: str, symbol: str) -> int:
+        """Send a `product_updates` notice (docs: sent to clients without a subscription) on every connection."""
+        product = self.products[symbol]
+        frame = {"type": "product_updates", "event": event,
+                 "product": {"id": product["id"], "symbol": symbol, "trading_status": PRODUCT_UPDATE_STATUS[event]},
+                 "timestamp": now_ms() * 1000}
+        conns = list(self.connections)
+        for ws in conns:
+            await ws.send_str(json.dumps(frame))
+        return len(conns)
 
     # -- routes ---------------------------------------------------------------------------
 

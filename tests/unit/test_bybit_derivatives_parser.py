@@ -7,6 +7,7 @@ import pytest
 
 from workers.exchanges import bybit
 from workers.runtime.chain import Contract
+from workers.runtime.limiter import Limiter
 from workers.runtime.model import SEND, Control, ParseError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "bybit"
@@ -67,23 +68,170 @@ def test_book_snapshot_deltas_and_top_levels():
     assert u2.fields["best_ask"] == "100.5" and u2.fields["ask_size"] == "1"
 
 
-def test_gap_crossed_and_bad_levels_resync_that_topic():
+class Clock:
+    """A hand-driven monotonic clock for the resync limiter."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def linear_with_clock(depth: int = 50) -> tuple[bybit.LinearStream, Clock]:
+    clock = Clock()
+    s = bybit.LinearStream("linear#0", "ws://x", ["BTCUSDT"], depth=depth, levels=5, limiter=Limiter(clock=clock))
+    s.on_connect()
+    return s, clock
+
+
+def doc_delta_on_its_own_levels() -> tuple[dict, dict]:
+    """The docs' delta example, and a snapshot of the levels it touches (u 7 below its own)."""
+    delta = sample("orderbook_delta.json")
+    snap = {"topic": delta["topic"], "type": "snapshot", "ts": delta["ts"] - 5,
+            "data": {"s": "BTCUSDT", "b": [["30247.20", "1"], ["30240.00", "2"]], "a": [["30248.70", "3"], ["30249.60", "1"]],
+                     "u": delta["data"]["u"] - 7, "seq": delta["data"]["seq"] - 9}}
+    return snap, delta
+
+
+def test_update_ids_are_not_a_sequence_a_jump_is_applied():
+    s = linear(levels=3)
+    snap, delta = doc_delta_on_its_own_levels()
+    s.parse(enc(snap))
+    [upd] = s.parse(enc(delta))  # u jumps by 7: no resync ("Is a sequence" left the docs on 2024-10-22)
+    assert json.loads(upd.fields["bids"]) == [["30247.20", "30.028"], ["30245.40", "0.224"], ["30242.10", "1.593"]]
+    assert json.loads(upd.fields["asks"]) == [["30249.30", "0.892"], ["30249.50", "1.778"], ["30251.90", "2.947"]]
+    assert upd.fields["update_id"] == "177400507" and upd.event_ts_ms == 1687940967466
+    # The docs' snapshot example then their delta example: ids 18521288 -> 177400507, still one book.
     s = linear()
-    s.parse(enc(sample("ticker_linear_snapshot.json")))
-    s.parse(book("snapshot", 10, [["100", "1"]], [["101", "1"]]))
-    ctl = s.parse(book("delta", 12, [["100", "2"]], []))
-    assert isinstance(ctl, Control) and ctl.kind == SEND and "gap" in ctl.detail
+    s.parse(enc(sample("orderbook_snapshot.json")))
+    later = sample("orderbook_delta.json")
+    later["data"]["b"], later["data"]["a"] = [["16494.00", "1"]], [["16611.00", "0"]]
+    [upd] = s.parse(enc(later))
+    assert (upd.fields["best_bid"], upd.fields["best_ask"], upd.fields["update_id"]) == ("16494.00", "16612.00", "177400507")
+
+
+def test_stale_update_ids_are_skipped_and_counted():
+    s = linear()
+    snap, delta = doc_delta_on_its_own_levels()
+    s.parse(enc(snap))
+    s.parse(enc(delta))
+    for u in (177400507, 177400100):  # the same id again, and an older one
+        old = sample("orderbook_delta.json")
+        old["data"]["u"], old["data"]["b"] = u, [["99999", "1"]]
+        with pytest.raises(ParseError) as exc:
+            s.parse(enc(old))
+        assert exc.value.kind == "stale_book_update"
+    nxt = sample("orderbook_delta.json")
+    nxt["data"].update(u=177400600, b=[["30247.20", "0"]], a=[])
+    [upd] = s.parse(enc(nxt))
+    assert upd.fields["best_bid"] == "30245.40"  # the stale frames left the book as it was
+
+
+def test_u_1_is_the_restart_snapshot_even_typed_delta():
+    s = linear(levels=3)
+    s.parse(enc(sample("orderbook_snapshot.json")))  # u = 18521288
+    restart = sample("orderbook_delta.json")  # typed "delta"; u = 1: "overwrite your local orderbook"
+    restart["data"].update(u=1, b=[["16400.00", "2"]], a=[["16420.00", "3"]])
+    [upd] = s.parse(enc(restart))
+    assert json.loads(upd.fields["bids"]) == [["16400.00", "2"]] and json.loads(upd.fields["asks"]) == [["16420.00", "3"]]
+    assert upd.fields["update_id"] == "1"
+    restart["data"].update(u=2, b=[["16401.00", "1"]], a=[])
+    [upd] = s.parse(enc(restart))  # deltas go on from the restarted ids
+    assert upd.fields["best_bid"] == "16401.00" and upd.fields["update_id"] == "2"
+
+
+def test_ts_as_a_digit_string_as_the_docs_reminder_shows():
+    frame = sample("orderbook_snapshot.json")
+    frame["topic"], frame["ts"] = "orderbook.1.BTCUSDT", "1772694601512"  # the reminder's example
+    for s in (bybit.LinearStream("l", "ws://x", ["BTCUSDT"], depth=1), bybit.SpotStream("s", "ws://x", ["BTCUSDT"])):
+        s.on_connect()
+        [upd] = s.parse(enc(frame))
+        assert upd.event_ts_ms == 1772694601512 and upd.fields["best_bid"] == "16493.50"
+    for bad in ("", "17726946015x", "1.5", "-1", "²", "1" * 16):
+        frame["ts"] = bad
+        with pytest.raises(ParseError):
+            linear().parse(enc(frame | {"topic": "orderbook.50.BTCUSDT"}))
+
+
+def test_crossed_level1_snapshot_is_not_written_and_never_resubscribed():
+    s, clock = linear_with_clock(depth=1)
+    crossed = sample("orderbook_snapshot.json")
+    crossed["topic"] = "orderbook.1.BTCUSDT"
+    crossed["data"].update(b=[["16620.00", "1"]], a=[["16611.00", "1"]])
+    for _ in range(10):  # re-pushed every 3 s with the same u while unchanged (docs)
+        with pytest.raises(ParseError) as exc:
+            s.parse(enc(crossed))
+        assert exc.value.kind == "crossed_book"
+        clock.now += 3
+    assert s.limiter.allowed_total == 0 and s.limiter.suppressed_total == 0
+    crossed["data"].update(b=[["16600.00", "1"]], u=18521289)
+    [upd] = s.parse(enc(crossed))
+    assert (upd.fields["best_bid"], upd.fields["best_ask"]) == ("16600.00", "16611.00")
+
+
+def test_crossed_snapshot_is_kept_until_a_delta_uncrosses_it():
+    s, _ = linear_with_clock()
+    snap = sample("orderbook_snapshot.json")
+    snap["data"]["b"].insert(0, ["16620.00", "1"])
+    with pytest.raises(ParseError, match="crossed"):
+        s.parse(enc(snap))
+    delta = sample("orderbook_delta.json")
+    delta["data"].update(b=[["16619.00", "1"]], a=[])  # still crossed: the exchange's own state, no resync
+    with pytest.raises(ParseError, match="crossed"):
+        s.parse(enc(delta))
+    delta["data"].update(u=177400508, b=[["16620.00", "0"], ["16619.00", "0"]])
+    [upd] = s.parse(enc(delta))
+    assert (upd.fields["best_bid"], upd.fields["best_ask"]) == ("16493.50", "16611.00")
+    assert s.limiter.allowed_total == 0
+
+
+def test_untrusted_book_resubscribes_that_topic_at_most_once_per_interval():
+    s, clock = linear_with_clock()
+    s.parse(enc(sample("orderbook_snapshot.json")))
+    crossing = sample("orderbook_delta.json")
+    crossing["data"].update(b=[["16700.00", "1"]], a=[])
+    ctl = s.parse(enc(crossing))  # crossed after a delta: the local book is wrong
+    assert isinstance(ctl, Control) and ctl.kind == SEND and "crossed" in ctl.detail
     unsub, sub = (json.loads(f) for f in ctl.frames)
     assert unsub == {"req_id": "unsub-BTCUSDT", "op": "unsubscribe", "args": ["orderbook.50.BTCUSDT"]}
     assert sub["op"] == "subscribe" and sub["args"] == ["orderbook.50.BTCUSDT"]
-    assert s.parse(book("delta", 13, [["100", "2"]], [])) == []  # ignored until the new snapshot
-    s.parse(book("snapshot", 1, [["100", "1"]], [["101", "1"]]))  # u=1: service restart snapshot
-    assert s.parse(book("delta", 2, [["102", "1"]], [])).kind == SEND  # would cross: resync, never written
-    s.parse(book("snapshot", 5, [["100", "1"]], [["101", "1"]]))
-    assert "bad level" in s.parse(book("delta", 6, [["abc", "1"]], [])).detail
-    s.parse(book("snapshot", 5, [["100", "1"]], [["101", "1"]]))
-    with pytest.raises(ParseError, match="stale"):
-        s.parse(book("delta", 5, [["100", "3"]], []))
+    assert s.parse(enc(crossing | {"data": crossing["data"] | {"u": 177400508}})) == []  # waiting for the snapshot
+
+    clock.now += 1
+    s.parse(enc(sample("orderbook_snapshot.json")))  # the fresh snapshot
+    bad = sample("orderbook_delta.json")
+    bad["data"].update(u=18521300, b=[["abc", "1"]], a=[])
+    with pytest.raises(ParseError) as exc:  # a second reason within the interval: suppressed, counted
+        s.parse(enc(bad))
+    assert exc.value.kind == "resync_suppressed" and "bad level" in exc.value.detail
+    assert s.limiter.suppressed == {"orderbook.50.BTCUSDT": 1}
+    quiet = sample("orderbook_delta.json")
+    for u in range(18521301, 18521305):  # the book is gone: frames skipped, no resubscribe yet
+        clock.now += 0.5
+        assert s.parse(enc(quiet | {"data": quiet["data"] | {"u": u}})) == []
+    clock.now += 2.1  # 5 s after the first resubscribe: the due one goes out
+    ctl = s.parse(enc(quiet | {"data": quiet["data"] | {"u": 18521306}}))
+    assert isinstance(ctl, Control) and ctl.kind == SEND and "bad level" in ctl.detail
+    assert s.limiter.allowed_total == 2
+    [upd] = s.parse(enc(sample("orderbook_snapshot.json")))
+    assert upd.fields["best_bid"] == "16493.50"
+
+
+def test_resync_limit_is_per_topic_and_reset_by_a_new_connection_for_books():
+    s = bybit.LinearStream("linear#0", "ws://x", ["BTCUSDT", "ETHUSDT"], depth=50, limiter=Limiter(clock=Clock()))
+    s.on_connect()
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        snap = sample("orderbook_snapshot.json")
+        snap["topic"], snap["data"]["s"] = f"orderbook.50.{sym}", sym
+        s.parse(enc(snap))
+        crossing = sample("orderbook_delta.json")
+        crossing["topic"], crossing["data"]["s"] = f"orderbook.50.{sym}", sym
+        crossing["data"].update(b=[["16700.00", "1"]], a=[])
+        assert s.parse(enc(crossing)).kind == SEND  # each topic has its own budget
+    s.on_connect()  # a new connection subscribes afresh: no resync is owed
+    delta = sample("orderbook_delta.json")
+    assert s.parse(enc(delta)) == []
 
 
 def test_option_ticker_sample_maps_greeks_and_contract_fields():

@@ -119,7 +119,8 @@ def ticker(**data) -> bytes:
         (ticker(lastPrice="abc"), "bad_value"),
         (ticker(highPrice24h=["x"]), "bad_type"),
         (ticker(symbol="ETHUSDT"), "bad_frame"),
-        (b'{"topic": "tickers.BTCUSDT", "ts": "1", "data": {}}', "bad_type"),
+        (b'{"topic": "tickers.BTCUSDT", "ts": "soon", "data": {}}', "bad_type"),  # a digit string is fine (docs)
+        (b'{"topic": "tickers.BTCUSDT", "ts": "1.5", "data": {}}', "bad_type"),
         (b'{"topic": "tickers.BTCUSDT", "ts": 1, "data": []}', "bad_frame"),
         (b'{"topic": "kline.1.BTCUSDT", "ts": 1, "data": {}}', "unknown_topic"),
         (b'{"topic": 5, "ts": 1, "data": {}}', "bad_type"),

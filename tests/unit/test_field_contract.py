@@ -42,12 +42,14 @@ CASES = {
                                     [*frames("bybit", "ticker_linear_snapshot", "ticker_linear_delta"), book("orderbook.50.BTCUSDT")]),
     "bybit option": lambda: updates(bybit.OptionStream("o", "ws://x", ["BTC-6JAN23-17500-C"]),
                                     frames("bybit", "ticker_option_snapshot")),
-    "delta futures": lambda: updates(delta.DeltaStream("f", "ws://x", "futures", {"ticker": ["BTCUSD"], "funding": ["BTCUSD"]}),
-                                     frames("delta", "funding_rate_public", "ticker_public")),
+    "delta futures": lambda: updates(delta.DeltaStream("f", "ws://x", "futures",
+                                                       {"ticker": ["BTCUSD"], "trades": ["BTCUSD"], "funding": ["BTCUSD"]}),
+                                     frames("delta", "funding_rate_public", "ticker_public", "trades_public")),
     "delta spot index": lambda: updates(delta.DeltaStream("s", "ws://x", "spot", {"index": [".DEUSDTUSD"]}, keys={".DEUSDTUSD": "USDTUSD"}),
                                         frames("delta", "spot_price_public")),
-    "delta legacy/REST ticker": lambda: [Update("BTCUSD", delta.legacy_ticker_fields(json.loads(raw), kind), 0)
-                                         for raw in frames("delta", "v2_ticker") for kind in ("futures", "options", "spot")],
+    "delta REST ticker": lambda: [Update("BTCUSD", delta.rest_ticker_fields(row, kind), 0)
+                                  for raw in frames("delta", "rest_tickers_response") for row in json.loads(raw)["result"]
+                                  for kind in ("futures", "options", "spot")],
 }
 
 

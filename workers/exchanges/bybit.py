@@ -10,8 +10,15 @@ Facts (see NOTES in the issue tracker and bybit-exchange/docs):
 - acks: spot/linear {"op":"subscribe","success":..,"ret_msg":..}; option
   {"type":"COMMAND_RESP","success":..,"data":{"successTopics","failTopics"}};
   a refused topic is reported as "error:handler not found,topic:<topic>";
-- data frames carry "topic", "type" (snapshot|delta), "ts" (ms) and "data";
-  every number is a string.
+- data frames carry "topic", "type" (snapshot|delta), "ts" (ms; a number in the
+  parameter tables, a digit string in the orderbook page's reminder: both read) and
+  "data"; every other number is a string.
+- order book (docs/v5/websocket/public/orderbook.mdx): `u` is an update id, not a
+  gapless sequence (the words "Is a sequence" were dropped on 2024-10-22): ids only
+  increase, so `u` <= the book's is a stale frame, a jump is normal. `u` == 1 is the
+  service's restart snapshot, whatever `type` says: overwrite the book. Level 1 is
+  snapshots only, re-pushed with the same `u` after 3 s without change. `seq` only
+  orders frames of different depths (one depth is followed here: unused).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from orjson import dumps
 from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.chain import Contract
+from workers.runtime.limiter import Limiter
 from workers.runtime.model import (
     IGNORED,
     PONG,
@@ -120,6 +128,8 @@ class BybitStream:
         if type(topic) is not str:
             raise ParseError("bad_type", f"topic is {type(topic).__name__}")
         ts = msg.get("ts")
+        if type(ts) is str and ts.isascii() and ts.isdigit() and len(ts) <= 15:
+            ts = int(ts)  # the orderbook page's reminder shows "ts": "1772694601512"; its table says number
         if type(ts) is not int or ts <= 0:
             raise ParseError("bad_type", f"ts should be epoch ms, got {ts!r:.40} in {topic}")
         data = msg.get("data")
@@ -262,21 +272,33 @@ def ms_to_iso(value: str, name: str) -> str:
 
 
 class LinearStream(BybitStream):
-    """`tickers.<S>` (snapshot, then deltas of changed fields) and `orderbook.<depth>.<S>`."""
+    """`tickers.<S>` (snapshot, then deltas of changed fields) and `orderbook.<depth>.<S>`.
+
+    A book that can't be trusted (a level that can't be read, crossed after a delta) is
+    dropped and its topic re-subscribed for a fresh snapshot, at most once per
+    `limiter.interval` seconds per topic; until then its frames are skipped and Redis
+    keeps the last good top. A crossed *snapshot* is the exchange's own state:
+    re-subscribing would fetch the same, so it is kept but not written until uncrossed.
+    """
 
     def __init__(self, name: str, url: str, symbols: list[str], *, depth: int = 50, levels: int = 10,
-                 ping_interval: float = 20.0) -> None:
+                 ping_interval: float = 20.0, limiter: Limiter | None = None) -> None:
         if depth not in LINEAR_BOOK_DEPTHS:
             raise ValueError(f"depth {depth} is not a Bybit linear order-book depth; allowed: {LINEAR_BOOK_DEPTHS}")
         self.depth = depth
         self.levels = min(levels, depth)
         topics = [f"tickers.{s}" for s in symbols] + [f"orderbook.{depth}.{s}" for s in symbols]
         super().__init__(name, url, "linear", topics, ping_interval)
+        self.limiter = limiter or Limiter()
         self._books: dict[str, OrderBook] = {}
+        self._awaiting: dict[str, str] = {}  # symbol -> why its book was dropped (a resync is due)
+        self._crossed_at_source: set[str] = set()  # books crossed as the exchange's snapshot gave them
         self._has_ticker: set[str] = set()
 
     def reset(self) -> None:
         self._books.clear()
+        self._awaiting.clear()  # a new connection subscribes afresh: its first frame is a snapshot
+        self._crossed_at_source.clear()
         self._has_ticker.clear()
 
     def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update] | Control:
@@ -313,8 +335,13 @@ class LinearStream(BybitStream):
         return [Update(symbol, fields, ts)] if fields else []
 
     def _resync(self, symbol: str, topic: str, why: str) -> Control:
-        """Drop the local book and ask for a fresh snapshot of this one topic."""
+        """Drop the local book and ask for a fresh snapshot of this one topic, if the limiter allows."""
         self._books.pop(symbol, None)
+        self._awaiting[symbol] = why
+        if not self.limiter.allow(topic):
+            n = self.limiter.suppressed.get(topic, 0)
+            raise ParseError("resync_suppressed", f"{topic}: {why}; re-subscribing in {self.limiter.wait(topic):.1f}s "
+                                                  f"(at most one per {self.limiter.interval:g}s; {n} suppressed)")
         frames = (subscribe_frame(f"unsub-{symbol}", [topic], "unsubscribe"), self._subscribe([topic]))
         return Control(SEND, f"{topic}: {why}; re-subscribing for a new snapshot", (), frames)
 
@@ -323,26 +350,37 @@ class LinearStream(BybitStream):
         u = d.get("u")
         if type(u) is not int:
             raise ParseError("bad_type", f"u should be an int, got {u!r:.40}")
+        if u <= 0:
+            raise ParseError("bad_value", f"u should be a positive update id, got {u}")
+        if kind not in ("snapshot", "delta"):
+            raise ParseError("bad_frame", f"orderbook type {kind!r:.20}")
         book = self._books.get(symbol)
+        snapshot = kind == "snapshot" or u == 1  # u=1: the service restarted; its frame replaces the book
         try:
-            if kind == "snapshot":
+            if snapshot:
                 if book is None:
                     book = self._books[symbol] = OrderBook()
                 book.apply_snapshot(d.get("b") or (), d.get("a") or (), u)
-            elif kind == "delta":
+                self._awaiting.pop(symbol, None)
+                self._crossed_at_source.discard(symbol)
+            else:
                 if book is None or not book.ready:
-                    return []  # waiting for the snapshot a resync asked for
+                    why = self._awaiting.get(symbol)
+                    if why is not None and self.limiter.ready(topic):
+                        return self._resync(symbol, topic, f"{why}; no snapshot since")  # the last ask went unanswered
+                    return []  # waiting for the snapshot a subscription brings
                 if book.update_id is not None and u <= book.update_id:
                     raise ParseError("stale_book_update", f"{topic}: u={u} after {book.update_id}")
-                if book.update_id is None or u != book.update_id + 1:
-                    return self._resync(symbol, topic, f"gap: u={u} after {book.update_id}")
                 book.apply_delta(d.get("b") or (), d.get("a") or (), u)
-            else:
-                raise ParseError("bad_frame", f"orderbook type {kind!r:.20}")
         except BookError as exc:
             return self._resync(symbol, topic, f"bad level ({exc})")
         if book.crossed():
-            return self._resync(symbol, topic, "crossed book")
+            if snapshot or symbol in self._crossed_at_source:
+                # The exchange sent it crossed: a new subscription would bring the same book.
+                self._crossed_at_source.add(symbol)
+                raise ParseError("crossed_book", f"{topic}: crossed since snapshot (u={u}); kept, not written until uncrossed")
+            return self._resync(symbol, topic, f"crossed book after u={u}")
+        self._crossed_at_source.discard(symbol)
         bids, asks = book.top(self.levels)
         fields = {"bids": dumps(bids).decode(), "asks": dumps(asks).decode(),
                   "update_id": str(u)}

@@ -1,18 +1,26 @@
 """Delta Exchange public market data (India / Global / testnet): protocol, parsing, discovery.
 
-Facts (docs: delta-exchange/slate source/includes/_websocket_api.md, swagger_v2.json):
-- Two socket protocols. The *public* endpoint (wss://public-socket.india.delta.exchange)
-  speaks compact channels: `ticker` ({"type":"ticker","sy","sp","ts","d":[{..}]}),
-  `funding_rate` ({"fr","sy","ts"}), `spot_price` ({"p","sy","ts"}). The *legacy* endpoint
-  (wss://socket.india.delta.exchange) carried `v2/ticker`, `funding_rate`, `v2/spot_price`,
-  announced for removal on 31 July 2026 (changelog 17.04.26). Compact is the default;
-  an endpoint whose name ends in `legacy_ws` selects the legacy channels.
+Facts (docs: delta-exchange/slate source/includes/_websocket_api.md, _rest_api.md, _changelog.md):
+- Market data comes from the *public* socket (wss://public-socket.india.delta.exchange;
+  testnet wss://socket-ind-pub.testnet.deltaex.org) in compact channels: `ticker`
+  ({"type":"ticker","sy","sp","ts","d":[{..}]}, 24 h stats published every 5 s),
+  `trades` ({"p","r","s","sy","t","ts"}, every trade in real time), `funding_rate`
+  ({"fr","sy","ts"}), `spot_price` ({"p","sy","ts"}). The legacy channels of the private
+  socket (`v2/ticker`, `v2/spot_price`, `all_trades`...) were announced for removal on
+  31 July 2026 (changelog 17.04.26) and their sections deleted: not spoken here.
+- `ltp` comes from `trades` only: the ticker's `ohlc` close is up to 5 s old.
+- `product_updates` (market disruption, auction start/finish) covers every market without
+  a symbol list ("automatically subscribes to all markets by default") and may arrive
+  unasked: a known frame with nothing to write.
 - subscribe: {"type":"subscribe","payload":{"channels":[{"name":..,"symbols":[..]}]}};
   the answer {"type":"subscriptions","channels":[..]} lists every current subscription;
   a refused channel carries "error" instead of "symbols".
 - heartbeat: send {"type":"enable_heartbeat"} after connecting; the server sends
   {"type":"heartbeat"} every 30 s; reconnect after 35 s of silence (the silence watchdog).
-- timestamps are epoch microseconds; numbers are mostly decimal strings, ohlc/turnover numbers.
+- times: the ticker's `ts` is documented in microseconds; the other channels' times and
+  REST's `timestamp` (its example looks like seconds) carry no unit: read by magnitude.
+- open interest is in contracts: the ticker's `oi[0]` ("oi_contracts") and REST `oi`
+  ("the number of outstanding contracts"). Numbers are mostly decimal strings.
 - REST: GET /v2/products (contract_types, states, page_size, cursor `after` from meta.after),
   GET /v2/tickers (contract_types, underlying_asset_symbols), GET /v2/indices.
 """
@@ -22,23 +30,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import time
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction
 from workers.runtime.chain import Contract
-from workers.runtime.config import ServiceConfig
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.paging import unwrap
 from workers.runtime.poll import RestError
 
-COMPACT, LEGACY = "compact", "legacy"
-# Logical channel -> wire name per protocol.
-CHANNELS = {
-    COMPACT: {"ticker": "ticker", "funding": "funding_rate", "index": "spot_price"},
-    LEGACY: {"ticker": "v2/ticker", "funding": "funding_rate", "index": "v2/spot_price"},
-}
+# Logical channel -> the public socket's channel name.
+CHANNELS = {"ticker": "ticker", "trades": "trades", "funding": "funding_rate", "index": "spot_price"}
 ENABLE_HEARTBEAT = '{"type":"enable_heartbeat"}'
 PAGE_SIZE = 100          # the documented default; the maximum is not documented
 SYMBOLS_PER_CONNECTION = 500  # no ticker cap is documented; keep frames and fan-in moderate
@@ -79,13 +82,6 @@ def index_symbol(symbol: str) -> str:
     if symbol.startswith("BTC"):
         symbol = "XBT" + symbol[3:]
     return ".DE" + symbol
-
-
-# -- endpoints -------------------------------------------------------------------------
-
-
-def protocol_of(service: ServiceConfig) -> str:
-    return LEGACY if service.endpoint.endswith("legacy_ws") else COMPACT
 
 
 # -- frame parsing ---------------------------------------------------------------------
@@ -137,12 +133,13 @@ def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
     ohlc = d.get("ohlc")
     if ohlc is not None and not (isinstance(ohlc, list) and len(ohlc) == 4):
         raise ParseError("bad_frame", f"ohlc should be [o,h,l,c], got {ohlc!r:.60}")
-    _put(f, "ltp", _at(ohlc, 3), "ohlc.close")
+    # ohlc[3] (close) is the last trade as of the ticker's push, up to 5 s old: `ltp` comes from `trades`.
     _put(f, "high_24h", _at(ohlc, 1), "ohlc.high")
     _put(f, "low_24h", _at(ohlc, 2), "ohlc.low")
     _put(f, "mark_price", d.get("m"), "m")
     _put(f, "index_price", spot, "sp")
-    _put(f, "open_interest", _at(d.get("oi"), 0), "oi.contracts")
+    if kind != "spot":  # a spot market has no open interest
+        _put(f, "open_interest", _at(d.get("oi"), 0), "oi.contracts")
     _put(f, "turnover_24h", _at(d.get("to"), 0), "to.turnover")
     q = d.get("q")
     _put(f, "best_ask", _at(q, 0), "q.best_ask")
@@ -158,16 +155,30 @@ def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
     return f
 
 
-def legacy_ticker_fields(d: dict, kind: str) -> dict[str, str]:
-    """A legacy `v2/ticker` frame, or a REST /v2/tickers row (same fields)."""
+def _contracts(value: Any, name: str) -> str | None:
+    """An open interest in contracts: a whole number (Delta trades whole contracts), else None."""
+    if value is None or value == "":
+        return None
+    text = number_str(value, name)
+    return text if Decimal(text) == Decimal(text).to_integral_value() else None
+
+
+def rest_ticker_fields(d: dict, kind: str) -> dict[str, str]:
+    """One row of REST GET /v2/tickers (the futures feed's first state and its 24 h volume)."""
     f: dict[str, str] = {}
-    _put(f, "ltp", d.get("close"), "close")
+    close = d.get("close")  # "the closing price of the last trade": a trade, so it may seed `ltp`
+    if close is not None and close != "" and float(number_str(close, "close")) > 0:
+        f["ltp"] = number_str(close, "close")
     _put(f, "high_24h", d.get("high"), "high")
     _put(f, "low_24h", d.get("low"), "low")
     _put(f, "mark_price", d.get("mark_price"), "mark_price")
     _put(f, "index_price", d.get("spot_price"), "spot_price")
-    # Contracts, as the compact channel gives; `oi` (underlying units) only when that is all there is.
-    _put(f, "open_interest", d.get("oi_contracts", d.get("oi")), "oi_contracts")
+    # `oi` is documented as "the number of outstanding contracts"; `oi_contracts` (undocumented, sent by
+    # the live API beside a coin-denominated `oi`) wins when present. A fractional value can't be a count
+    # of contracts and is not written: open_interest is contracts on every Delta path.
+    oi = _contracts(d.get("oi_contracts"), "oi_contracts") if "oi_contracts" in d else _contracts(d.get("oi"), "oi")
+    if oi is not None:
+        f["open_interest"] = oi
     _put(f, "volume_24h", d.get("volume"), "volume")
     _put(f, "turnover_24h", d.get("turnover"), "turnover")
     if kind == "futures":
@@ -189,6 +200,7 @@ def legacy_ticker_fields(d: dict, kind: str) -> dict[str, str]:
     return f
 
 
+
 def subscribe_frame(channels: dict[str, list[str]], op: str = "subscribe") -> str:
     return json.dumps({"type": op, "payload": {"channels": [{"name": n, "symbols": s} for n, s in channels.items() if s]}})
 
@@ -198,10 +210,11 @@ def _tokens(text: str) -> set[str]:
 
 
 class DeltaStream:
-    """One Delta socket: which symbols on which channels, and the frame dispatch.
+    """One Delta public socket: which symbols on which channels, and the frame dispatch.
 
-    `keys` maps an exchange symbol to its Redis key (they differ only for spot
-    indices: '.DEXBTUSD' is written as 'BTCUSD').
+    `channels` maps a logical channel (`CHANNELS`' keys) to exchange symbols; `keys` maps
+    an exchange symbol to its Redis key (they differ only for spot indices: '.DEXBTUSD'
+    is written as 'BTCUSD').
     """
 
     binary_ok = False
@@ -214,18 +227,18 @@ class DeltaStream:
         kind: str,
         channels: dict[str, list[str]],
         *,
-        protocol: str = COMPACT,
         keys: dict[str, str] | None = None,
         ping_interval: float | None = None,
     ) -> None:
         if kind not in ("spot", "futures", "options"):
             raise ValueError(f"kind {kind!r}")
+        unknown = set(channels) - set(CHANNELS)
+        if unknown:
+            raise ValueError(f"unknown channel(s) {sorted(unknown)}; known: {sorted(CHANNELS)}")
         self.name = name
         self.url = url
         self.kind = kind
-        self.protocol = protocol
-        self.wire = CHANNELS[protocol]
-        self.channels = {self.wire[k]: list(v) for k, v in channels.items() if v}
+        self.channels = {CHANNELS[k]: list(v) for k, v in channels.items() if v}
         self.keys = dict(keys or {})
         for syms in self.channels.values():
             for s in syms:
@@ -236,8 +249,7 @@ class DeltaStream:
 
     def reset(self) -> None:
         self._wanted = {n: [s for s in syms if (n, s) not in self._dropped] for n, syms in self.channels.items()}
-        self._has_ticker: set[str] = set()
-        self._funding: dict[str, str] = {}
+        self._named: set[str] = set()  # symbols whose static fields this connection has written
 
     def on_connect(self) -> list[str]:
         self.reset()
@@ -254,38 +266,53 @@ class DeltaStream:
     def parse(self, raw: str | bytes) -> list[Update] | Control:
         msg = decode_object(raw)
         kind = msg.get("type")
-        if kind == "ticker" and "d" in msg:
-            return self._compact_ticker(msg)
-        if kind == "v2/ticker" or (kind is None and "symbol" in msg and "mark_price" in msg):
-            return self._legacy_ticker(msg)  # the doc's example omits "type"; live frames carry it
+        if kind == "trades":
+            return self._trade(msg)
+        if kind == "ticker":
+            return self._ticker(msg)
         if kind == "funding_rate":
             return self._funding_rate(msg)
-        if kind in ("spot_price", "v2/spot_price"):
+        if kind == "spot_price":
             return self._index_price(msg)
         if kind == "subscriptions":
             return self._ack(msg)
         if kind in ("heartbeat", "pong"):
             return _PONG
+        if kind == "product_updates":
+            return self._product_update(msg)
         if kind in ("unsubscribed", "disable_heartbeat", "enable_heartbeat"):
             return _IGNORED
         raise ParseError("unknown_frame", describe(msg))
 
     def _update(self, symbol: str, fields: dict[str, str], ts_ms: int) -> Update:
-        key = self.keys[symbol]
-        if fields.get("ltp", "").startswith("-"):
-            raise ParseError("bad_value", f"{symbol}: negative last price {fields['ltp']!r:.40}")
-        if self.kind == "options":
-            fields.update(option_fields(symbol))
-        fields["original_symbol"] = symbol
-        if "ltp" in fields:
-            self._has_ticker.add(symbol)
-            funding = self._funding.pop(symbol, None)
-            if funding is not None and "funding_rate" not in fields:
-                fields["funding_rate"] = funding
-        return Update(key, fields, ts_ms)
+        """The update of `symbol`'s key; its static fields once per connection (Redis keeps them)."""
+        if symbol not in self._named:
+            if self.kind == "options":
+                fields.update(option_fields(symbol))
+            fields["original_symbol"] = symbol
+            self._named.add(symbol)
+        return Update(self.keys[symbol], fields, ts_ms)
 
-    def _compact_ticker(self, msg: dict) -> list[Update]:
-        ts = _micros(msg.get("ts"), "ts")
+    def _symbol(self, msg: dict, channel: str) -> str:
+        symbol = msg.get("sy")
+        if type(symbol) is not str:
+            raise ParseError("bad_type", f"{channel} sy is {symbol!r:.40}")
+        return symbol
+
+    def _trade(self, msg: dict) -> list[Update]:
+        """A `trades` frame: one fill; its price is the `ltp`, its time `t` the event time."""
+        symbol = self._symbol(msg, "trades")
+        t = msg.get("t")
+        ts_ms = epoch_ms(t, "trades.t")  # "time of the trade"; no unit stated (the doc's sample is µs)
+        price = number_str(msg.get("p"), "trades.p", positive=True)
+        if symbol not in self.keys:
+            return []  # a chain or category subscription's other contracts
+        # One socket delivers in order: the latest frame is the latest trade, even if the exchange's clock
+        # stepped back (the sink keeps `timestamp` from going backwards).
+        return [self._update(symbol, {"ltp": price}, ts_ms)]
+
+    def _ticker(self, msg: dict) -> list[Update]:
+        ts = _micros(msg.get("ts"), "ts")  # documented: microseconds
         entries = msg.get("d")
         if not isinstance(entries, list):
             raise ParseError("bad_frame", "ticker d is not a list")
@@ -301,46 +328,30 @@ class DeltaStream:
             out.append(self._update(d["s"], fields, ts))
         return out
 
-    def _legacy_ticker(self, msg: dict) -> list[Update]:
-        symbol = msg.get("symbol")
-        if type(symbol) is not str:
-            raise ParseError("bad_type", f"symbol is {type(symbol).__name__}")
-        ts = _micros(msg.get("timestamp"), "timestamp")
-        if symbol not in self.keys:
-            return []
-        fields = legacy_ticker_fields(msg, self.kind)
-        if self.kind == "spot":
-            fields["source"] = "spot"
-        return [self._update(symbol, fields, ts)]
-
     def _funding_rate(self, msg: dict) -> list[Update]:
-        if "fr" in msg:  # compact
-            symbol, rate, ts = msg.get("sy"), msg.get("fr"), msg.get("ts")
-        else:
-            symbol, rate, ts = msg.get("symbol"), msg.get("funding_rate"), msg.get("timestamp")
-        if type(symbol) is not str:
-            raise ParseError("bad_type", f"funding_rate symbol is {symbol!r:.40}")
-        ts_ms = _micros(ts, "funding_rate.ts")
+        symbol = self._symbol(msg, "funding_rate")
+        ts_ms = epoch_ms(msg.get("ts"), "funding_rate.ts")
+        rate = msg.get("fr")
         if symbol not in self.keys or rate is None:
             return []
-        value = percent_to_fraction(number_str(rate, "funding_rate"))  # Delta sends percent
-        if symbol not in self._has_ticker:
-            self._funding[symbol] = value  # held until the first ticker: `ltp` goes in first
-            return []
-        return [Update(self.keys[symbol], {"funding_rate": value}, ts_ms)]
+        value = percent_to_fraction(number_str(rate, "funding_rate.fr"))  # Delta sends percent
+        return [self._update(symbol, {"funding_rate": value}, ts_ms)]
 
     def _index_price(self, msg: dict) -> list[Update]:
-        if "sy" in msg:  # compact
-            symbol, price, ts_ms = msg.get("sy"), msg.get("p"), _micros(msg.get("ts"), "ts")
-        else:  # legacy v2/spot_price carries no time: use the receive time
-            symbol, price = msg.get("s", msg.get("symbol")), msg.get("p", msg.get("price"))
-            ts_ms = time.time_ns() // 1_000_000
-        if type(symbol) is not str:
-            raise ParseError("bad_type", f"spot_price symbol is {symbol!r:.40}")
+        symbol = self._symbol(msg, "spot_price")
+        ts_ms = epoch_ms(msg.get("ts"), "spot_price.ts")
         if symbol not in self.keys:
             return []
-        fields = {"index_price": number_str(price, "spot_price.p", positive=True), "source": "index"}  # an index is no trade: no ltp
+        fields = {"index_price": number_str(msg.get("p"), "spot_price.p", positive=True), "source": "index"}  # an index is no trade: no ltp
         return [self._update(symbol, fields, ts_ms)]
+
+    @staticmethod
+    def _product_update(msg: dict) -> Control:
+        """Market disruption / auction notices: sent unasked, nothing in them for the hash."""
+        product = msg.get("product")
+        p = product if isinstance(product, dict) else {}
+        return Control(IGNORED, f"product_updates {str(msg.get('event'))[:40]} {str(p.get('symbol'))[:40]}: "
+                                f"trading_status {str(p.get('trading_status'))[:40]}")
 
     def _ack(self, msg: dict) -> Control:
         channels = msg.get("channels")

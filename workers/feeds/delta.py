@@ -1,4 +1,7 @@
-"""Delta feeds: spot (market or index), futures (ticker + funding + REST volume), options (chain rule).
+"""Delta feeds: spot (market or index), futures (ticker + trades + funding + REST volume), options (chain rule).
+
+Every market followed on `ticker` (24 h stats, mark, quotes, Greeks; pushed every 5 s) is
+also followed on `trades`, the only source of `ltp`; index pairs have no trades.
 
 Each feed re-discovers over REST every `discovery_interval`: which symbols are live (a
 configured one that is not is reported once, never subscribed) and, for options, the
@@ -42,7 +45,6 @@ def _tickers(session: requests.Session, rest: str, contract_types: Sequence[str]
 
 def _feed(ctx: FeedContext, kind: str, plan_of: Callable[[requests.Session, str], Plan]) -> list[Source]:
     svc = ctx.service
-    protocol = delta.protocol_of(svc)
     rest = svc.rest_url
     plan: Plan = ({}, {})
 
@@ -57,17 +59,17 @@ def _feed(ctx: FeedContext, kind: str, plan_of: Callable[[requests.Session, str]
         streams = []
         for i, chunk in enumerate(shard(channels.get("ticker", []), lambda s: (s,), max_topics=delta.SYMBOLS_PER_CONNECTION)):
             wanted = {"ticker": chunk}
-            for name, syms in others.items():  # funding follows its ticker; index channels ride on the first socket
-                wanted[name] = [s for s in syms if s in chunk] if name == "funding" else (syms if i == 0 else [])
+            for name, syms in others.items():  # trades and funding follow their ticker; the index rides on the first socket
+                wanted[name] = [s for s in syms if s in chunk] if name in ("trades", "funding") else (syms if i == 0 else [])
             if any(wanted.values()):
-                streams.append(delta.DeltaStream(f"{kind}#{i}", svc.url, kind, wanted, protocol=protocol, keys=keys))
+                streams.append(delta.DeltaStream(f"{kind}#{i}", svc.url, kind, wanted, keys=keys))
         return [WsConnection(s, ctx.sink, ctx.stats, silence_timeout=svc.silence_timeout) for s in streams]
 
     return [DiscoveredWsFeed(ctx, discover, make_connections, svc.discovery_interval)]
 
 
 def futures(ctx: FeedContext) -> list[Source]:
-    """`ticker` + `funding_rate`; REST tickers add the 24 h volume the compact ticker lacks."""
+    """`ticker` + `trades` + `funding_rate`; REST tickers add the 24 h volume the compact ticker lacks."""
     seeded: set[str] = set()
 
     def plan(session: requests.Session, rest: str) -> Plan:
@@ -75,20 +77,21 @@ def futures(ctx: FeedContext) -> list[Source]:
         symbols = ctx.accept_listed(ctx.service.symbols, set(products), "live future on Delta (unknown or expired)")
         perps = [s for s in symbols if products[s].get("contract_type") == "perpetual_futures"]
         _seed_from_rest(ctx, session, rest, {s: products[s] for s in symbols}, seeded)
-        return {"ticker": symbols, "funding": perps}, {s: s for s in symbols}
+        return {"ticker": symbols, "trades": symbols, "funding": perps}, {s: s for s in symbols}
 
     return _feed(ctx, "futures", plan)
 
 
 def _seed_from_rest(ctx: FeedContext, session: requests.Session, rest: str, products: dict[str, dict], seeded: set[str]) -> None:
-    """A new symbol's first state from REST tickers; afterwards only the 24 h volume, which the socket lacks."""
+    """A new symbol's first state from REST tickers (`ltp` from the last trade's `close`, until `trades`
+    brings a newer one); afterwards only the 24 h volume, which the socket lacks."""
     recv_ms = now_ms()
     for row in _tickers(session, rest, delta.FUTURE_TYPES):
         sym = row.get("symbol")
         if sym not in products:
             continue
         try:
-            fields = delta.legacy_ticker_fields(row, "futures")
+            fields = delta.rest_ticker_fields(row, "futures")
             ts_ms = delta.epoch_ms(row.get("timestamp"), "timestamp")
         except ParseError as exc:
             ctx.stats.error(exc.kind, f"REST ticker {sym}: {exc.detail}")
@@ -123,7 +126,7 @@ def options(ctx: FeedContext) -> list[Source]:
                 ctx.stats.error("no_spot_price", f"no index price for {und}; its chain is skipped this round", parse=False)
             symbols.update(chosen)
         ordered = sorted(symbols)
-        return {"ticker": ordered}, {s: s for s in ordered}
+        return {"ticker": ordered, "trades": ordered}, {s: s for s in ordered}
 
     return _feed(ctx, "options", plan)
 
@@ -146,6 +149,6 @@ def spot(ctx: FeedContext) -> list[Source]:
                 ctx.stats.reject(sym, f"neither a live spot market nor an index {delta.index_symbol(sym)} on Delta; not subscribed")
                 continue
             ctx.stats.rejected.pop(sym, None)
-        return {"ticker": tickers, "index": index}, keys
+        return {"ticker": tickers, "trades": tickers, "index": index}, keys
 
     return _feed(ctx, "spot", plan)
