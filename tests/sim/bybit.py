@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import math
 import time
 import uuid
 
 from aiohttp import web
 
-from .market import Instrument, now_ms
+from .market import Instrument, black_scholes, now_ms, smile_iv
 from .server import ExchangeSim, SimSession
 
 LISTED = {
@@ -217,19 +216,6 @@ class BybitSession(SimSession):
         return {"topic": topic, "type": kind, "ts": ts_out, "data": data, "cts": ts - 1}
 
 
-def _bs_greeks(spot: float, strike: float, years: float, vol: float, call: bool) -> dict[str, float]:
-    """Black-Scholes price and Greeks (r = 0): plausible numbers for the simulated chain."""
-    years = max(years, 1e-6)
-    sq = vol * math.sqrt(years)
-    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / sq
-    d2 = d1 - sq
-    cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
-    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
-    price = spot * cdf(d1) - strike * cdf(d2) if call else strike * cdf(-d2) - spot * cdf(-d1)
-    return {"price": max(price, 0.0), "delta": cdf(d1) - (0 if call else 1), "gamma": pdf / (spot * sq),
-            "vega": spot * pdf * math.sqrt(years) / 100, "theta": -spot * pdf * vol / (2 * math.sqrt(years)) / 365}
-
-
 class BybitSim(ExchangeSim):
     name = "bybit"
 
@@ -293,13 +279,14 @@ class BybitSim(ExchangeSim):
         inst = next(i for i in self.option_chain if i["symbol"] == symbol) if symbol in self.option_symbols() else None
         spot = self.instrument("spot", f"{coin}USDT").price
         expiry = int(inst["deliveryTime"]) if inst else ts + 86_400_000
-        g = _bs_greeks(spot, float(strike_s), (expiry - ts) / 31_536_000_000, 0.5, kind == "C")
+        iv = smile_iv(spot, float(strike_s))
+        g = black_scholes(spot, float(strike_s), (expiry - ts) / 31_536_000_000, iv, kind == "C")
         mark = g["price"]
         data = {
-            "symbol": symbol, "bidPrice": f"{mark * 0.98:.2f}", "bidSize": "1.5", "bidIv": "0.49",
-            "askPrice": f"{mark * 1.02:.2f}", "askSize": "2.1", "askIv": "0.51", "lastPrice": f"{mark:.2f}",
+            "symbol": symbol, "bidPrice": f"{mark * 0.98:.2f}", "bidSize": "1.5", "bidIv": f"{iv - 0.01:.4f}",
+            "askPrice": f"{mark * 1.02:.2f}", "askSize": "2.1", "askIv": f"{iv + 0.01:.4f}", "lastPrice": f"{mark:.2f}",
             "highPrice24h": f"{mark * 1.1:.2f}", "lowPrice24h": f"{mark * 0.9:.2f}", "markPrice": f"{mark:.8f}",
-            "indexPrice": f"{spot:.2f}", "markPriceIv": "0.5", "underlyingPrice": f"{spot * 1.001:.2f}",
+            "indexPrice": f"{spot:.2f}", "markPriceIv": f"{iv:.4f}", "underlyingPrice": f"{spot * 1.001:.2f}",
             "openInterest": "12.5", "turnover24h": "1000.5", "volume24h": "3.2", "totalVolume": "100",
             "totalTurnover": "5000000", "delta": f"{g['delta']:.8f}", "gamma": f"{g['gamma']:.8f}",
             "vega": f"{g['vega']:.8f}", "theta": f"{g['theta']:.8f}", "predictedDeliveryPrice": "0", "change24h": "0.01",

@@ -22,7 +22,7 @@ import json
 
 from aiohttp import web
 
-from .market import Instrument, now_ms
+from .market import Instrument, black_scholes, now_ms, smile_iv
 from .server import ExchangeSim, SimSession
 
 CHANNELS = {"ticker", "trades", "funding_rate", "spot_price"}
@@ -167,14 +167,20 @@ class DeltaSim(ExchangeSim):
     def _price(self, product: dict) -> tuple[float, float]:
         """(last traded price, 24 h open) of a contract; a future's walk takes a step."""
         if product["contract_type"].endswith("options"):
-            spot = self.index_price(product["underlying"])
-            strike = float(product["strike_price"])
-            intrinsic = max(0.0, spot - strike) if product["symbol"].startswith("C") else max(0.0, strike - spot)
-            price = round(intrinsic + spot * 0.01, 1)
+            price = round(self.option_model(product)["price"], 1)
             return price, price * 0.98
         inst = self.instrument(product["symbol"])
         inst.step()
         return float(inst.fmt(inst.price)), inst.open_24h
+
+    def option_model(self, product: dict) -> dict[str, float]:
+        """Black-Scholes from the index and a smile: marks, IVs and Greeks that differ across strikes and sides."""
+        spot = self.index_price(product["underlying"])
+        strike = float(product["strike_price"])
+        settle = dt.datetime.fromisoformat(product["settlement_time"].replace("Z", "+00:00"))
+        years = (settle - dt.datetime.now(dt.UTC)).total_seconds() / 31_536_000
+        iv = smile_iv(spot, strike)
+        return {**black_scholes(spot, strike, years, iv, product["symbol"].startswith("C")), "iv": iv}
 
     def ticker_row(self, product: dict, ts_us: int) -> dict:
         """A REST /v2/tickers row, with the fields of the docs' Ticker schema."""
@@ -183,6 +189,8 @@ class DeltaSim(ExchangeSim):
         option = product["contract_type"].endswith("options")
         close, open_ = self._price(product)
         oi = 469919  # contracts ("oi: the number of outstanding contracts")
+        model = self.option_model(product) if option else {}
+        iv = model.get("iv", 0.0)
         row = {
             "symbol": sym, "product_id": product["id"], "contract_type": product["contract_type"], "timestamp": ts_us,
             "open": open_, "high": max(open_, close) * 1.01, "low": min(open_, close) * 0.99, "close": close,
@@ -191,9 +199,9 @@ class DeltaSim(ExchangeSim):
             "oi_value": f"{oi * 0.001 * spot:.4f}", "oi_value_symbol": "USD", "oi_value_usd": f"{oi * 0.001 * spot:.4f}",
             "price_band": {"lower_limit": f"{close * 0.9:.1f}", "upper_limit": f"{close * 1.1:.1f}"},
             "quotes": {"best_bid": f"{close - 0.5:.1f}", "best_ask": f"{close + 0.5:.1f}", "bid_size": "10", "ask_size": "12",
-                       "bid_iv": "0.38" if option else None, "ask_iv": "0.41" if option else None,
-                       "mark_iv": "0.39" if option else "-0.44", "impact_mid_price": None},
-            "greeks": {"delta": "0.55", "gamma": "0.0001", "rho": "7.7", "theta": "-30.4", "vega": "24.8", "spot": f"{spot:.4f}"}
+                       "bid_iv": f"{iv - 0.01:.4f}" if option else None, "ask_iv": f"{iv + 0.01:.4f}" if option else None,
+                       "mark_iv": f"{iv:.4f}" if option else "-0.44", "impact_mid_price": None},
+            "greeks": {name: f"{model[name]:.6g}" for name in ("delta", "gamma", "rho", "theta", "vega")} | {"spot": f"{spot:.4f}"}
             if option else None,
         }
         if product["contract_type"] == "perpetual_futures":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 
@@ -52,3 +53,24 @@ class Instrument:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def smile_iv(spot: float, strike: float, atm_iv: float = 0.5) -> float:
+    """A plausible implied-volatility smile: higher away from the money, puts' wing a little richer."""
+    m = math.log(strike / spot)
+    return atm_iv + 0.8 * m * m - 0.1 * m
+
+
+def black_scholes(spot: float, strike: float, years: float, vol: float, call: bool) -> dict[str, float]:
+    """Black-Scholes price and Greeks (r = 0): what the simulated chains quote, so marks differ across
+    strikes, puts have negative deltas and the smile is a smile."""
+    years = max(years, 1e-6)
+    sq = vol * math.sqrt(years)
+    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / sq
+    d2 = d1 - sq
+    cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+    pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
+    price = spot * cdf(d1) - strike * cdf(d2) if call else strike * cdf(-d2) - spot * cdf(-d1)
+    return {"price": max(price, 0.0), "delta": cdf(d1) - (0 if call else 1), "gamma": pdf / (spot * sq),
+            "vega": spot * pdf * math.sqrt(years) / 100, "theta": -spot * pdf * vol / (2 * math.sqrt(years)) / 365,
+            "rho": (strike * years * (cdf(d2) if call else -cdf(-d2))) / 100}
