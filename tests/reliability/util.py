@@ -113,3 +113,22 @@ class Watcher:
     def assert_clean(self) -> None:
         assert self.samples > 0, "the watcher never got a sample"
         assert not self.errors, f"{len(self.errors)} violation(s), first: {self.errors[:3]}"
+
+
+def stale_of(r: redis.Redis, keys: Iterable[str]) -> list[str | None]:
+    """Each key's `stale` marker (None: the key looks live)."""
+    pipe = r.pipeline(transaction=False)
+    for k in keys:
+        pipe.hget(k, "stale")
+    return pipe.execute()
+
+
+def all_marked(r: redis.Redis, keys: Iterable[str], cause: str) -> bool:
+    """Every key carries `stale` = "<cause> <time>"."""
+    return all(v is not None and v.startswith(f"{cause} ") for v in stale_of(r, keys))
+
+
+def none_marked(r: redis.Redis, keys: Iterable[str]) -> bool:
+    """Every key exists and carries no `stale` marker."""
+    keys = list(keys)
+    return r.exists(*keys) == len(keys) and not any(stale_of(r, keys))

@@ -223,3 +223,231 @@ def test_a_hung_redis_is_noticed_at_a_low_rate_too(redis_server):
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     wait_for(lambda: sink.connected and r.hget("t:H", "ltp") == str(sent[0]), 10)
     sink.close()
+
+
+# -- deleted fields, liveness marks, start-up reconciliation ---------------------------------------
+
+
+def test_a_none_value_deletes_the_field_in_the_same_batch_and_a_replay_does_not_bring_it_back(redis_server):
+    r = redis_server.client()
+    ps = r.pubsub()
+    ps.subscribe("t:X")
+    wait_for(lambda: (m := ps.get_message(timeout=0.1)) and m["type"] == "subscribe")
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.stage([Update("X", {"best_bid": "1", "best_ask": "2", "original_symbol": "X"}, t)], t)
+    sink.flush()
+    wait_for(lambda: r.hget("t:X", "best_ask") == "2")
+    sink.stage([Update("X", {"best_bid": "1.5", "best_ask": None}, t + 1)], t + 1)  # type: ignore[dict-item]
+    sink.flush()
+    wait_for(lambda: r.hget("t:X", "best_bid") == "1.5")
+    assert "best_ask" not in r.hgetall("t:X")
+    msgs = []
+    wait_for(lambda: (m := ps.get_message(timeout=0.1)) and m["type"] == "message" and msgs.append(json.loads(m["data"]))
+             or len(msgs) == 2)
+    assert msgs[1]["best_ask"] is None and msgs[1]["best_bid"] == "1.5"  # subscribers see the deletion
+    # Redis restarts empty: the full state rewritten must not contain the deleted field.
+    redis_server.stop()
+    _until_disconnected(sink, "Y", {"ltp": "5"}, t + 2)
+    redis_server.start()
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:X", "best_bid") == "1.5" and r.hget("t:Y", "ltp") == "5", 10)
+    assert "best_ask" not in r.hgetall("t:X") and r.hget("t:X", "original_symbol") == "X"
+    # A value again later: back in the hash.
+    sink.stage([Update("X", {"best_ask": "2.5"}, t + 3)], t + 3)
+    sink.flush()
+    wait_for(lambda: r.hget("t:X", "best_ask") == "2.5")
+    sink.close()
+    ps.close()
+
+
+def test_a_deletion_staged_while_redis_is_away_is_carried_out_when_it_is_back(redis_server):
+    r = redis_server.client()
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.put("X", {"best_bid": "1", "best_ask": "2"}, t, t)
+    wait_for(lambda: r.hget("t:X", "best_ask") == "2")
+    redis_server.stop()
+    _until_disconnected(sink, "X", {"best_ask": None}, t + 1)
+    sink.put("X", {"best_bid": "1.1"}, t + 2, t + 2)  # merged with the pending deletion, not over it
+    redis_server.start()
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:X", "best_bid") == "1.1", 10)
+    assert "best_ask" not in r.hgetall("t:X")
+    sink.close()
+
+
+def test_marked_keys_carry_stale_until_their_next_write(redis_server):
+    r = redis_server.client()
+    ps = r.pubsub()
+    ps.subscribe("t:B")
+    wait_for(lambda: (m := ps.get_message(timeout=0.1)) and m["type"] == "subscribe")
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.put("A", {"ltp": "1"}, t, t)
+    sink.put("B", {"ltp": "2"}, t, t)
+    wait_for(lambda: r.scard("ltp:symbols:t") == 2)
+    assert sink.mark_stale("silent") == 2
+    wait_for(lambda: r.hget("t:A", "stale") and r.hget("t:B", "stale"))
+    value = r.hget("t:B", "stale")
+    cause, at = value.split(" ")
+    assert cause == "silent" and at.endswith("Z") and abs(int(time.time() * 1000) - _ms(at)) < 5000
+    wait_for(lambda: (m := ps.get_message(timeout=0.1)) and m["type"] == "message"
+             and json.loads(m["data"]).get("stale") == value)  # subscribers are told too
+    sink.put("A", {"ltp": "1.5"}, t + 1, t + 1)
+    wait_for(lambda: r.hget("t:A", "ltp") == "1.5")
+    assert r.hget("t:A", "stale") is None and r.hget("t:B", "stale") == value
+    assert sink.mark_stale("disconnected") == 1  # only A: B keeps its mark and its time
+    wait_for(lambda: (r.hget("t:A", "stale") or "").startswith("disconnected "))
+    assert r.hget("t:B", "stale") == value
+    sink.close()
+    ps.close()
+
+
+def _until_disconnected(sink: RedisSink, symbol: str, fields: dict, ts: int) -> None:
+    """Repeat an update until the sink notices Redis is gone (the first send to a dead server may
+    still succeed: the reset arrives after it)."""
+    wait_for(lambda: sink.put(symbol, dict(fields), ts, ts) or not sink.connected, 5)
+
+
+def _ms(iso: str) -> int:
+    import datetime as dt
+
+    return int(dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+def test_marks_come_back_right_after_redis_restarts_empty(redis_server):
+    r = redis_server.client()
+    sink = make_sink(redis_server)
+    t = now_ms()
+    for s in ("A", "B", "C"):
+        sink.put(s, {"ltp": "1", "original_symbol": s}, t, t)
+    wait_for(lambda: r.scard("ltp:symbols:t") == 3)
+    sink.mark_stale("silent")
+    wait_for(lambda: all(r.hget(f"t:{s}", "stale") for s in "ABC"))
+    marked_b = r.hget("t:B", "stale")
+    redis_server.stop()
+    _until_disconnected(sink, "A", {"ltp": "2"}, t + 1)  # new data for A during the outage: live again
+    redis_server.start()
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:A", "ltp") == "2" and r.exists("t:B", "t:C") == 2, 10)
+    assert r.hget("t:A", "stale") is None
+    assert r.hget("t:B", "stale") == marked_b and r.hget("t:C", "original_symbol") == "C"
+    sink.close()
+
+
+def test_a_mark_made_while_redis_is_away_is_written_when_it_is_back(redis_server):
+    r = redis_server.client()
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.put("A", {"ltp": "1"}, t, t)
+    sink.put("B", {"ltp": "1"}, t, t)
+    wait_for(lambda: r.scard("ltp:symbols:t") == 2)
+    redis_server.stop()
+    _until_disconnected(sink, "B", {"ltp": "3"}, t + 1)
+    assert sink.mark_stale("disconnected") == 2  # recorded; Redis is away
+    redis_server.start()
+    r = redis_server.client()
+    wait_for(lambda: r.hget("t:B", "ltp") == "3" and r.exists("t:A"), 10)
+    wait_for(lambda: (r.hget("t:A", "stale") or "").startswith("disconnected "))
+    assert (r.hget("t:B", "stale") or "").startswith("disconnected ")  # B's data came before the mark
+    sink.close()
+
+
+def _leftovers(r) -> None:
+    """Keys a previous process of prefix `t` left: A, B, OLD (with history), an index entry without a hash."""
+    for s in ("A", "B", "OLD"):
+        r.hset(f"t:{s}", mapping={"ltp": "1", "timestamp": "2026-01-01T00:00:00.000Z"})
+    r.lpush("ltp:history:t:OLD", "1:1")
+    r.sadd("ltp:symbols:t", "A", "B", "OLD", "GHOST")
+
+
+def test_reconcile_removes_symbols_no_longer_configured_and_marks_the_rest_until_rewritten(redis_server):
+    r = redis_server.client()
+    _leftovers(r)
+    sink = make_sink(redis_server, history_len=5)
+    assert sink.reconcile(["A", "B", "NEW"]) is True
+    assert not r.exists("t:OLD", "ltp:history:t:OLD")
+    assert r.smembers("ltp:symbols:t") == {"A", "B"}
+    assert r.hget("t:A", "stale").startswith("restarted ") and r.hget("t:B", "stale").startswith("restarted ")
+    assert not r.exists("t:NEW")  # never created by a mark
+    t = now_ms()
+    sink.put("A", {"ltp": "2"}, t, t)
+    sink.put("NEW", {"ltp": "3"}, t, t)
+    wait_for(lambda: r.hget("t:A", "ltp") == "2" and r.hget("t:NEW", "ltp") == "3")
+    assert r.hget("t:A", "stale") is None and r.hget("t:NEW", "stale") is None
+    assert r.hget("t:B", "stale").startswith("restarted ")
+    sink.close()
+
+
+def test_reconcile_without_a_symbol_list_removes_nothing_listed(redis_server):
+    r = redis_server.client()
+    _leftovers(r)
+    sink = make_sink(redis_server)
+    assert sink.reconcile(None) is True
+    assert r.smembers("ltp:symbols:t") == {"A", "B", "OLD"}  # only the entry without a hash is dropped
+    assert all(r.hget(f"t:{s}", "stale").startswith("restarted ") for s in ("A", "B", "OLD"))
+    sink.close()
+
+
+def test_reconcile_with_a_hung_redis_does_not_delay_start_and_runs_before_the_first_write(redis_server):
+    r = redis_server.client()
+    _leftovers(r)
+    sink = make_sink(redis_server)
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        assert sink.reconcile(["A", "B"]) is False
+        took = time.monotonic() - t0
+        assert took < 1.2, f"start held up {took:.2f}s by a hung Redis"
+        t = now_ms()
+        sink.stage([Update("A", {"ltp": "9"}, t)], t)
+        t0 = time.monotonic()
+        sink.flush()  # leaves the write (and the reconciliation) to the writer thread
+        assert time.monotonic() - t0 < 0.1
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    wait_for(lambda: r.hget("t:A", "ltp") == "9", 15)
+    assert r.hget("t:A", "stale") is None  # written after the reconciliation marked it
+    assert r.hget("t:B", "stale").startswith("restarted ")
+    assert not r.exists("t:OLD") and r.smembers("ltp:symbols:t") == {"A", "B"}
+    sink.close()
+
+
+def test_mark_all_stale_marks_every_indexed_key_once_per_cause(redis_server):
+    from workers.runtime.status import mark_stale
+
+    r = redis_server.client()
+    _leftovers(r)
+    r.hset("service:status:t", "state", "subscribed")
+    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == -1  # the feed is alive
+    assert not any(r.hget(f"t:{s}", "stale") for s in ("A", "B", "OLD"))
+    r.delete("service:status:t")
+    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == 3
+    first = r.hget("t:A", "stale")
+    assert first.startswith("not_running ") and not r.exists("t:GHOST")
+    time.sleep(0.01)
+    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == 0  # same cause: unchanged
+    assert r.hget("t:A", "stale") == first
+    sink = make_sink(redis_server)
+    assert sink.mark_all_stale("stopped") == 3
+    assert r.hget("t:A", "stale").startswith("stopped ")
+    sink.close()
+
+
+def test_a_mark_made_by_someone_else_is_cleared_by_the_next_write_once_announced(redis_server):
+    from workers.runtime.status import mark_stale
+
+    r = redis_server.client()
+    sink = make_sink(redis_server)
+    t = now_ms()
+    sink.put("A", {"ltp": "1"}, t, t)
+    wait_for(lambda: r.hget("t:A", "ltp") == "1")
+    assert mark_stale(r, "t", "not_running") == 1
+    sink.resync()  # what the status reporter does when its hash had expired
+    time.sleep(0.3)
+    assert r.hget("t:A", "stale").startswith("not_running ")  # the rewrite keeps it: no new data yet
+    sink.put("A", {"ltp": "2"}, t + 1, t + 1)
+    wait_for(lambda: r.hget("t:A", "ltp") == "2")
+    assert r.hget("t:A", "stale") is None
+    sink.close()

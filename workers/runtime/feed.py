@@ -13,16 +13,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import NoReturn, Protocol
 
-from .config import Config, ConfigError, ServiceConfig, load_config
+import yaml
+
+from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, Config, ConfigError, ServiceConfig, load_config
 from .model import Update
 from .sink import RedisSink
 from .stats import SUBSCRIBED, FeedStats
-from .status import StatusReporter
+from .status import StatusReporter, report_config_error
 from .timefmt import now_ms
 
 STOP_BUDGET_S = 1.8  # supervisord's stop is answered within 2 s
+# supervisord counts a start as failed only if the process exits within `startsecs` (2 s) of its
+# spawn; a configuration error must be reported and exited before that, with a margin for the reap.
+QUICK_EXIT_S = 1.6
 
 
 class Source(Protocol):
@@ -88,8 +94,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         config = load_config()
         service = config.service(service_id)
     except ConfigError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
+        _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
 
     stats = FeedStats(service_id, service.symbols, log)
     sink = RedisSink(
@@ -109,18 +114,20 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     try:
         sources = list(build_sources(ctx))
     except ConfigError as exc:
-        log.error("%s", exc)
-        sys.exit(2)
-    status = StatusReporter(config.redis_url, stats, sink)
+        _config_error(service_id, exc, config.redis_url, service.redis_prefix)
+    status = StatusReporter(config.redis_url, stats, sink, stale_after=service.stale_after)
     log.info(
         "starting %s: %d source(s), %d symbol(s), prefix %r, Redis %s",
         service_id, len(sources), len(stats.symbols), service.redis_prefix, _redact(config.redis_url),
     )
     if not service.enabled:
         log.warning("%s is disabled in %s but was started by hand; running anyway", service_id, config.path)
+    # Redis as this process finds it: keys no longer configured removed, keys left from the previous
+    # run marked stale until rewritten. Feeds that discover their set reconcile at each discovery.
+    discovers = any(getattr(src, "discovers_symbols", False) for src in sources)
+    sink.reconcile(None if discovers else service.symbols)
     sink.start()
-    status.start()
-    status.publish()
+    status.start()  # its first publish happens on its own thread: start does not wait for Redis
     for src in sources:
         src.start()
 
@@ -128,15 +135,90 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         pass
 
     deadline = time.monotonic() + STOP_BUDGET_S
+    status.halt()  # no liveness marks from here on: the last one is `stopped`
     for src in sources:
         src.stop()
     for src in sources:
         src.join(max(0.0, deadline - time.monotonic() - 0.8))
     sink.close(max(0.1, deadline - time.monotonic() - 0.3))
+    if sink.connected:
+        sink.mark_all_stale("stopped")  # every key of the prefix: nothing writes them any more
     status.stop()
     log.info("stopped after %d messages", stats.messages_total)
     logging.shutdown()
     os._exit(0)  # daemon threads blocked in a socket call must not delay the exit
+
+
+def _config_error(service_id: str, exc: ConfigError, redis_url: str, prefix: str | None) -> NoReturn:
+    """Refuse to start: the message in the log and in the status hash (`state=config_error`), the
+    feed's keys marked stale, exit 2.
+
+    Exiting within supervisord's `startsecs` makes each attempt a failed start, so after
+    `startretries` the program stays FATAL instead of being retried forever; the Redis report
+    gets only the time left for that. On a machine so loaded that the error is found after that
+    (supervisord would count the start as good and restart with a fresh retry budget), the feed
+    asks supervisord to stop it instead: the program ends STOPPED, not retried either."""
+    log = logging.getLogger(service_id)
+    log.error("%s", exc)
+    reporter = threading.Thread(target=report_config_error, args=(redis_url, service_id, str(exc), prefix), daemon=True)
+    reporter.start()
+    age = _process_age()
+    if age < QUICK_EXIT_S:
+        reporter.join(QUICK_EXIT_S - age)
+    else:
+        reporter.join(3.0)
+        _stop_through_supervisord(log, age)
+    logging.shutdown()
+    os._exit(2)  # at once: no interpreter teardown eating into startsecs
+
+
+def _process_age() -> float:
+    """Seconds since this process was spawned (Linux /proc); 0.0 where that can't be read."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _stop_through_supervisord(log: logging.Logger, age: float) -> None:
+    """Ask supervisord (the server it told this process about) to stop this program; wait for its SIGTERM."""
+    name, url = os.environ.get("SUPERVISOR_PROCESS_NAME"), os.environ.get("SUPERVISOR_SERVER_URL")
+    if not name or not url:
+        return
+    log.error("the error was found %.1fs after start, too late for supervisord to count a failed start; "
+              "asking it to stop %s so that it is not restarted", age, name)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # supervisord's SIGTERM ends the process
+    try:
+        from .supervisor_rpc import supervisor_proxy
+
+        supervisor_proxy(url).supervisor.stopProcess(name, False)
+    except Exception as exc:  # noqa: BLE001 - supervisord unreachable or refusing: exit and let it retry
+        log.warning("could not ask supervisord to stop %s: %s", name, exc)
+        return
+    time.sleep(5)
+
+
+def _hints_of_unchecked_config(service_id: str) -> tuple[str, str | None]:
+    """Where to report a configuration that did not validate: REDIS_URL, else the file's `redis.url`
+    if it reads as one, else the default; and the service's `redis_prefix` if the file names one."""
+    url = os.environ.get("REDIS_URL") or ""
+    prefix = None
+    try:
+        data = yaml.safe_load(Path(os.environ.get("LTP_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
+        raw_url = data.get("redis", {}).get("url")
+        if not url and isinstance(raw_url, str) and raw_url.startswith(("redis://", "rediss://", "unix://")):
+            url = raw_url
+        for ex in (data.get("exchanges") or {}).values():
+            svc = ((ex or {}).get("services") or {}).get(service_id)
+            if isinstance(svc, dict) and isinstance(svc.get("redis_prefix"), str) and svc["redis_prefix"]:
+                prefix = svc["redis_prefix"]
+    except Exception:  # noqa: BLE001 - a file too broken to read has no hints; the defaults stand
+        pass
+    return url or DEFAULT_REDIS_URL, prefix
 
 
 def _redact(url: str) -> str:

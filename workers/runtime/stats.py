@@ -9,6 +9,7 @@ CONNECTING = "connecting"
 SUBSCRIBED = "subscribed"
 RECONNECTING = "reconnecting"
 STOPPED = "stopped"
+CONFIG_ERROR = "config_error"  # the feed refused to start: exchanges.yaml has a bad value
 
 
 class FeedStats:
@@ -31,6 +32,7 @@ class FeedStats:
         self.last_error = ""
         self.symbols: list[str] = list(symbols)
         self.rejected: dict[str, str] = {}  # symbol/topic -> reason given by the exchange
+        self.no_data: list[str] = []  # configured symbols that got no data within stale_after of subscribing
         self.errors_by_kind: dict[str, int] = {}
         self._log = log or logging.getLogger(service_id)
         self._last_logged: dict[str, float] = {}
@@ -48,6 +50,15 @@ class FeedStats:
             self._last_logged[kind] = now
             suffix = f" ({count} so far; further ones logged at most once a minute)" if count > 1 else ""
             self._log.warning("%s: %s%s", kind, detail[:300], suffix)
+
+    def report_no_data(self, symbols: list[str], grace: float) -> None:
+        """Configured symbols without any data `grace` seconds after subscribing: counted once each
+        (error kind `no_data`), logged once, kept in the status hash's `no_data` until data comes."""
+        self.errors_by_kind["no_data"] = self.errors_by_kind.get("no_data", 0) + len(symbols)
+        listed = ", ".join(symbols[:20]) + ("..." if len(symbols) > 20 else "")
+        why = f"no data within {grace:g}s of subscribing (not listed by the exchange, or a subscription it ignored)"
+        self.last_error = f"no_data: {listed}: {why}"[:300]
+        self._log.error("%d symbol(s) got %s: %s", len(symbols), why, listed)
 
     def reject(self, what: str, reason: str) -> None:
         """The exchange refused a symbol or topic: report it once, keep it in the status hash."""

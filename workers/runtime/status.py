@@ -2,6 +2,13 @@
 
 The hash carries a TTL a few times the refresh period, so a feed that dies
 without saying so disappears from Redis and shows up as dead, not as green.
+
+Each refresh also keeps the data honest: while the feed's connection is down,
+or it has received nothing for `stale_after`, every key it wrote is marked
+`stale` (sink.mark_stale); configured symbols that got no data within
+`stale_after` of subscribing are listed in `no_data`. A process that dies
+without a word can't mark anything: `mark_stale(redis, prefix, cause,
+status_key=...)` is for the panel or a watchdog to call for such a feed.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ import time
 
 import redis
 
-from .sink import RedisSink, redis_client
-from .stats import STOPPED, FeedStats
+from .sink import START_TIMEOUT_S, RedisSink, mark_stale, redis_client
+from .stats import CONFIG_ERROR, CONNECTING, RECONNECTING, STOPPED, SUBSCRIBED, FeedStats
 from .timefmt import iso_ms
+
+__all__ = ["STATUS_KEY", "StatusReporter", "liveness_cause", "mark_stale", "report_config_error"]
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +34,56 @@ STARTS_KEY = "service:starts:{service_id}"  # no TTL: how many times this feed's
 REFRESH_S = 1.0
 TTL_S = 10
 STOPPED_TTL_S = 7 * 24 * 3600  # a clean stop stays readable (the panel shows "stopped")
+CONFIG_ERROR_TTL_S = STOPPED_TTL_S  # so does a configuration error, until a start with a good file
+
+
+def liveness_cause(stats: FeedStats, stale_after: float, now: float | None = None) -> str | None:
+    """Why the feed's data is not live right now, or None: `disconnected` (a connection is being
+    (re)established), `silent` (subscribed, but no data for longer than `stale_after`; counted
+    from the start while none has come)."""
+    if stats.state in (CONNECTING, RECONNECTING):
+        return "disconnected"
+    if stats.state == SUBSCRIBED:
+        last = stats.last_message_at or stats.started_at
+        if (time.time() if now is None else now) - last > stale_after:
+            return "silent"
+    return None
+
+
+def report_config_error(redis_url: str, service_id: str, message: str, prefix: str | None = None) -> bool:
+    """A feed that can't start: `state=config_error` and the message in its status hash (kept
+    CONFIG_ERROR_TTL_S, until a start with a good file replaces it) so the panel can show it, and
+    its keys (if the prefix is known) marked `stale` = "config_error <time>". Bounded: Redis gets
+    START_TIMEOUT_S per call, so the process still exits before supervisord's `startsecs`."""
+    client = redis_client(redis_url, START_TIMEOUT_S, START_TIMEOUT_S)
+    now = iso_ms(int(time.time() * 1000))
+    key = STATUS_KEY.format(service_id=service_id)
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(key, mapping={  # every field of a running feed's hash, so none is left from an earlier run
+            "service_id": service_id, "state": CONFIG_ERROR, "pid": str(os.getpid()), "started_at": now,
+            "last_message_at": "", "messages_total": "0", "messages_per_s": "0.0", "reconnects": "0",
+            "restarts": "", "parse_errors": "0", "redis_errors": "0", "writes_total": "0", "pending_writes": "0",
+            "last_error": message[:1000], "errors_by_kind": json.dumps({CONFIG_ERROR: 1}), "rejected": "{}",
+            "no_data": "[]", "symbols": "", "updated_at": now,
+        })
+        pipe.expire(key, CONFIG_ERROR_TTL_S)
+        pipe.execute()
+        if prefix:
+            mark_stale(client, prefix, CONFIG_ERROR)
+        return True
+    except redis.RedisError as exc:
+        log.warning("could not record the configuration error in Redis (%s)", exc)
+        return False
 
 
 class StatusReporter:
-    def __init__(self, redis_url: str, stats: FeedStats, sink: RedisSink | None = None) -> None:
+    def __init__(self, redis_url: str, stats: FeedStats, sink: RedisSink | None = None, *, stale_after: float = 60.0) -> None:
         self.stats = stats
         self.sink = sink
+        self.stale_after = stale_after
+        self._published = False  # a later publish that recreates the hash: it had expired (see publish)
+        self._no_data_since: dict[str, float] = {}  # configured symbol -> since when it is awaited (subscribed)
         self.key = STATUS_KEY.format(service_id=stats.service_id)
         self.starts_key = STARTS_KEY.format(service_id=stats.service_id)
         self._starts: int | None = None  # counted once, at the first publish Redis accepts
@@ -67,6 +120,7 @@ class StatusReporter:
             "last_error": s.last_error,
             "errors_by_kind": json.dumps(s.errors_by_kind, sort_keys=True),
             "rejected": json.dumps(s.rejected, sort_keys=True),
+            "no_data": json.dumps(s.no_data),
             "symbols": ",".join(s.symbols),
             "updated_at": iso_ms(int(time.time() * 1000)),
         }
@@ -78,18 +132,71 @@ class StatusReporter:
             pipe = self._client.pipeline(transaction=False)
             pipe.hset(self.key, mapping=self.snapshot())
             pipe.expire(self.key, ttl)
-            pipe.execute()
-            return True
+            added = pipe.execute()[0]
         except redis.RedisError:
             return False  # the sink already reports Redis trouble; status just retries
+        if added and self._published and self.sink is not None:
+            # The hash had gone: Redis restarted empty (the keys of a feed that gets no data now
+            # would stay lost), or it expired during a pause and the panel may have marked the
+            # keys `not_running`. The sink rewrites every key with its own marks.
+            self.sink.resync()
+        self._published = True
+        return True
+
+    def check(self) -> None:
+        """Once per refresh: mark the data stale if the feed is not delivering; track `no_data`."""
+        cause = liveness_cause(self.stats, self.stale_after)
+        if cause and self.sink is not None:
+            self.sink.mark_stale(cause)
+        self._check_no_data(time.monotonic())
+
+    def _check_no_data(self, now: float) -> None:
+        """Configured symbols without a single write after `stale_after` subscribed: reported once
+        (log, `no_data` list, error kind `no_data`), off the list when their data comes."""
+        s, sink = self.stats, self.sink
+        if sink is None:
+            return
+        refused = set(s.rejected) | {what.rsplit(".", 1)[-1] for what in s.rejected}  # symbols, or topics `tickers.X`
+        wanted = [sym for sym in s.symbols if sym not in refused]
+        waiting = {sym for sym in wanted if not sink.has_written(sym)}
+        came = [sym for sym in s.no_data if sym not in waiting]
+        if came:
+            log.info("data arrived for %s; off the no_data list", ", ".join(came))
+        reported = [sym for sym in s.no_data if sym in waiting]
+        since = self._no_data_since
+        for sym in list(since):
+            if sym not in waiting:
+                del since[sym]
+        if s.state != SUBSCRIBED:
+            since.clear()  # the grace runs while subscribed: a connection that is down explains the silence
+        else:
+            new = []
+            for sym in wanted:
+                if sym in waiting and sym not in reported:
+                    t0 = since.setdefault(sym, now)
+                    if now - t0 >= self.stale_after:
+                        new.append(sym)
+                        del since[sym]
+            if new:
+                s.report_no_data(new, self.stale_after)
+                reported += new
+        s.no_data = sorted(reported)
 
     def _run(self) -> None:
+        self.publish()  # at once: the start path does not wait for Redis
         while not self._stop.wait(REFRESH_S):
+            self.check()
             self.publish()
+
+    def halt(self, timeout: float = 0.3) -> None:
+        """Stop the refresh thread (no mark or publish after this returns, within `timeout`)."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def stop(self) -> None:
         """Write the final `stopped` state; it is kept long enough for the panel to show."""
-        self._stop.set()
+        self.halt()
         self.stats.state = STOPPED
         if not self.publish(STOPPED_TTL_S):
             log.warning("could not record the stopped state in Redis")
