@@ -239,9 +239,10 @@ def test_option_ticker_sample_maps_greeks_and_contract_fields():
     s.on_connect()
     [upd] = s.parse(enc(sample("ticker_option_snapshot.json")))
     f = upd.fields
-    assert (f["ltp"], f["mark_price"], f["best_bid"], f["best_ask"]) == ("10", "7.86976724", "0", "10")
+    # bidPrice "0": no bid; best_bid, bid_size and bid_iv are deleted (None), not written as 0.
+    assert (f["ltp"], f["mark_price"], f["best_bid"], f["bid_size"], f["best_ask"]) == ("10", "7.86976724", None, None, "10")
     assert (f["delta"], f["gamma"], f["vega"], f["theta"]) == ("0.047831", "0.00021453", "0.81351067", "-19.9115368")
-    assert (f["implied_volatility"], f["bid_iv"], f["ask_iv"], f["underlying_price"]) == ("0.4896", "0", "0.514", "16815.1")
+    assert (f["implied_volatility"], f["bid_iv"], f["ask_iv"], f["underlying_price"]) == ("0.4896", None, "0.514", "16815.1")
     assert (f["option_type"], f["underlying"], f["strike_price"], f["expiry_date"], f["expiry"]) == (
         "CALL", "BTC", "17500", "060123", "2023-01-06")
     assert f["price_change_percent"] == "-33.3333"  # change24h is a fraction; the contract stores percent

@@ -46,6 +46,9 @@ def well_formed(updates: list[Update]) -> None:
         assert isinstance(u, Update) and isinstance(u.symbol, str) and type(u.event_ts_ms) is int
         assert set(u.fields) <= PARSER_FIELDS, set(u.fields) - PARSER_FIELDS
         for k, v in u.fields.items():
+            if v is None:  # a field deleted from the hash: only an emptied book side
+                assert k in ("best_bid", "best_ask"), k
+                continue
             assert isinstance(v, str)
             if k == "funding_timestamp":
                 assert ISO_MS.fullmatch(v), v
@@ -144,10 +147,11 @@ def test_rt_funding_interval_goes_out_with_the_next_reply():
         fp.set_funding_interval("B-NTRN_USDT", 0)
 
 
-def test_rt_missing_keys_and_held_until_a_last_price():
+def test_rt_missing_keys_and_no_ltp_before_a_trade():
     fp = c.FuturesPrices(["B-UNI_USDT"])
     body = {"ts": 1707384027242, "vs": 1, "prices": {"B-UNI_USDT": {"mp": 2.875, "bmST": 1707384027000}}}
-    assert fp.parse(body).updates == []  # no `ls` yet: ltp must be the first field in the hash
+    [u] = fp.parse(body).updates  # no `ls` yet: no ltp, but the mark is real and written
+    assert u.fields == {"mark_price": "2.875", "original_symbol": "B-UNI_USDT"}
     body["prices"]["B-UNI_USDT"] = {"ls": 2.9, "btST": 1707384028000}
     [u] = fp.parse(body).updates
     assert u.fields == {"ltp": "2.9", "original_symbol": "B-UNI_USDT"}  # no funding values: no funding_timestamp
@@ -228,20 +232,22 @@ def test_ticker_capture_seconds_empty_book_and_no_ltp_after_trades():
     assert res.errors == [] and res.missing == ["B-ETH_USDT"]
     algo, btc = res.updates
     assert algo.event_ts_ms == btc.event_ts_ms == 1788461211000  # seconds on the wire
-    assert "best_bid" not in algo.fields and "best_ask" not in algo.fields  # "0.00000000": an empty book
+    assert algo.fields["best_bid"] is None and algo.fields["best_ask"] is None  # "0.00000000": an empty book, deleted
     assert algo.fields["ltp"] == "0.00000127"
     assert "ltp" not in btc.fields and btc.fields["best_bid"] == "81024.45000000"  # its trades come from the socket
     assert btc.fields["turnover_24h"] == "1343065162.46099860"
     well_formed(res.updates)
 
 
-def test_ticker_holds_a_pair_that_never_traded_and_reports_bad_rows():
+def test_ticker_writes_a_pair_that_never_traded_without_ltp_and_reports_bad_rows():
     t = c.SpotTicker({"AUSDT": "B-A_USDT", "BUSDT": "B-B_USDT"})
     rows = [{"market": "AUSDT", "last_price": "0.00000000", "bid": "1", "timestamp": 1788461211},
             {"market": "BUSDT", "last_price": "1", "bid": "-1", "timestamp": 1788461211},
             "junk", {"market": 5}]
     res = t.parse(rows, ltp_for={"B-A_USDT", "B-B_USDT"})
-    assert res.updates == [] and [e.detail.split(":")[0] for e in res.errors] == ["B-B_USDT"]
+    [a] = res.updates
+    assert a.fields == {"best_bid": "1", "original_symbol": "B-A_USDT"}  # its quote is real; no trade, no ltp
+    assert [e.detail.split(":")[0] for e in res.errors] == ["B-B_USDT"]
     with pytest.raises(ParseError):
         t.parse({"market": "AUSDT"})
 

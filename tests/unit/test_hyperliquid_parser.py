@@ -196,9 +196,11 @@ def test_bbo_sample_and_empty_sides():
     raw = sample_json("ws_bbo_BTC_thirdparty_capture")
     raw["data"]["bbo"][1] = None
     [u] = s.parse(json.dumps(raw))
-    assert u.fields == {"best_bid": "84143.0", "bid_size": "10.25923"}
+    # An empty side is deleted from the hash (None), not left at its old quote.
+    assert u.fields == {"best_bid": "84143.0", "bid_size": "10.25923", "best_ask": None, "ask_size": None}
     raw["data"]["bbo"] = [None, None]
-    assert s.parse(json.dumps(raw)) == []
+    [u] = s.parse(json.dumps(raw))
+    assert u.fields == {"best_bid": None, "bid_size": None, "best_ask": None, "ask_size": None}
 
 
 def test_frames_the_stream_does_not_handle():
@@ -391,6 +393,9 @@ def check(stream: hl.HyperliquidStream, raw: bytes | str) -> None:
         assert isinstance(u, Update) and u.symbol in stream.keys.values() and type(u.event_ts_ms) is int and u.event_ts_ms > 0
         assert set(u.fields) <= PARSER_FIELDS, set(u.fields) - PARSER_FIELDS
         for name, value in u.fields.items():
+            if value is None:  # deleted: only a side of the book that emptied
+                assert name in ("best_bid", "bid_size", "best_ask", "ask_size"), name
+                continue
             assert type(value) is str
             if name in ("original_symbol", "next_funding_time"):
                 continue
@@ -469,10 +474,7 @@ def test_valid_perp_contexts_always_parse(mark, oracle, mid, funding, premium, o
 def test_valid_bbo_always_parses(bid, ask, t):
     levels = [None if side is None else {"px": side[0], "sz": side[1], "n": 1} for side in (bid, ask)]
     out = spot({"@1": "HFUN/USDC"}).parse(json.dumps({"channel": "bbo", "data": {"coin": "@1", "time": t, "bbo": levels}}))
-    if bid is None and ask is None:
-        assert out == []
-        return
-    [u] = out
+    [u] = out  # an empty side deletes its fields (None): even [null, null] is an update
     assert u.symbol == "HFUN/USDC" and u.event_ts_ms == t
     assert (u.fields.get("best_bid"), u.fields.get("bid_size")) == (bid or (None, None))
     assert (u.fields.get("best_ask"), u.fields.get("ask_size")) == (ask or (None, None))

@@ -127,7 +127,10 @@ def test_subscribe_ack_then_data_parsed_by_the_module(sim):
             controls.append(out.kind)
             continue
         for u in out:
-            fields.setdefault(u.symbol, {}).update(u.fields)
+            merged = fields.setdefault(u.symbol, {})
+            merged.update(u.fields)
+            for k in [k for k, v in merged.items() if v is None]:  # deleted, as the sink does
+                del merged[k]
     ws.close()
     assert controls.count(SUBSCRIBED) == 1 and stream.unacked() == []
     hype = fields["HYPE/USDC"]

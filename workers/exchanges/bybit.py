@@ -166,6 +166,12 @@ class BybitStream:
         raise ParseError("unknown_frame", describe(msg))
 
 
+def book_top_fields(bids: list, asks: list) -> dict[str, str | None]:
+    """Best bid/ask and sizes; a side that emptied is deleted (None), not left at its old price."""
+    bid, ask = (bids[0] if bids else (None, None)), (asks[0] if asks else (None, None))
+    return {"best_bid": bid[0], "bid_size": bid[1], "best_ask": ask[0], "ask_size": ask[1]}
+
+
 def symbol_of(data: dict, key: str, topic_symbol: str) -> str:
     sym = data.get(key)
     if sym != topic_symbol:
@@ -234,14 +240,10 @@ class SpotStream(BybitStream):
         except BookError as exc:
             raise ParseError("bad_book", f"{symbol}: {exc}") from None
         (bids, asks) = book.top(1)
-        fields = {}
-        if bids:
-            fields["best_bid"], fields["bid_size"] = bids[0]
-        if asks:
-            fields["best_ask"], fields["ask_size"] = asks[0]
-        if fields and symbol not in self._has_ticker:
+        fields = book_top_fields(bids, asks)
+        if symbol not in self._has_ticker:
             fields["original_symbol"] = symbol  # the book may come first; the hash names its symbol from the start
-        return [Update(symbol, fields, ts)] if fields else []
+        return [Update(symbol, fields, ts)]
 
 
 def spot_streams(url: str, symbols: list[str], *, book_top: bool = True, ping_interval: float = 20.0) -> list[SpotStream]:
@@ -382,16 +384,11 @@ class LinearStream(BybitStream):
             return self._resync(symbol, topic, f"crossed book after u={u}")
         self._crossed_at_source.discard(symbol)
         bids, asks = book.top(self.levels)
-        fields = {"bids": dumps(bids).decode(), "asks": dumps(asks).decode(),
-                  "update_id": str(u)}
+        fields: dict[str, str | None] = {"bids": dumps(bids).decode(), "asks": dumps(asks).decode(), "update_id": str(u)}
         if symbol not in self._has_ticker:
             fields["original_symbol"] = symbol  # the book may come before the ticker snapshot
-        if bids:
-            fields["best_bid"], fields["bid_size"] = bids[0]
-        if asks:
-            fields["best_ask"], fields["ask_size"] = asks[0]
-        if bids and asks:
-            fields["spread"] = f"{float(asks[0][0]) - float(bids[0][0]):.10g}"
+        fields.update(book_top_fields(bids, asks))
+        fields["spread"] = f"{float(asks[0][0]) - float(bids[0][0]):.10g}" if bids and asks else None
         return [Update(symbol, fields, ts)]
 
 
@@ -454,9 +451,13 @@ class OptionStream(BybitStream):
         last = decimal_str(data.get("lastPrice"), "lastPrice")
         if float(last) < 0:
             raise ParseError("bad_value", f"lastPrice out of range: {last!r:.40}")
-        fields = decimal_fields(data, _OPTION_TICKER_FIELDS)
+        fields: dict[str, str | None] = dict(decimal_fields(data, _OPTION_TICKER_FIELDS))
         if float(last) > 0:  # "0" until the contract first trades: no trade, no `ltp` (mark_price is always there)
             fields["ltp"] = last
+        for side in ("bid", "ask"):  # a price of "0" is no quote on that side: its old values are deleted
+            price = fields.get(f"best_{side}")
+            if price is not None and float(price) == 0:
+                fields[f"best_{side}"] = fields[f"{side}_size"] = fields[f"{side}_iv"] = None
         change = data.get("change24h")
         if change not in (None, ""):
             fields["price_change_percent"] = percent_from_fraction(decimal_str(change, "change24h"))

@@ -165,9 +165,9 @@ class _ChangeFilter:
     (the RT reply is edge-cached [U], the ticker regenerated once per second), so only changes go out."""
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[dict[str, str], int]] = {}
+        self._last: dict[str, tuple[dict[str, str | None], int]] = {}
 
-    def changed(self, key: str, fields: dict[str, str], ts: int) -> bool:
+    def changed(self, key: str, fields: Mapping[str, str | None], ts: int) -> bool:
         """True (and remembered) if any of `fields` differs from what was last emitted, or `ts` is newer."""
         prev = self._last.get(key)
         if prev is None:
@@ -197,15 +197,14 @@ _RT_FIELDS = (
 class FuturesPrices:
     """Turns RT replies into updates for the configured instruments (ids such as 'B-BTC_USDT').
 
-    Stateful but pure: it remembers what it emitted so an unchanged instrument yields nothing, and
-    holds an instrument back until it has a last price (`ltp` goes into a hash first).
+    Stateful but pure: it remembers what it emitted so an unchanged instrument yields nothing. An
+    instrument without a last price yet (never traded) has its other fields written, no `ltp`.
     """
 
     def __init__(self, instruments: Iterable[str]) -> None:
         self.instruments = tuple(dict.fromkeys(instruments))
         self._filter = _ChangeFilter()
         self._interval: dict[str, str] = {}
-        self._has_ltp: set[str] = set()
         self.version: int | None = None  # `vs` of the last reply
 
     def set_funding_interval(self, pair: str, hours: Any) -> None:
@@ -259,10 +258,6 @@ class FuturesPrices:
         # Event time: the tick's and the mark's send times (btST, bmST) [C]; the reply's time otherwise.
         times = [epoch_ms(entry[k], k) for k in ("btST", "bmST") if entry.get(k) is not None]
         ts = max(times) if times else reply_ts
-        if "ltp" in fields:
-            self._has_ltp.add(pair)
-        elif pair not in self._has_ltp:
-            return None
         if not fields:
             return None
         interval = self._interval.get(pair)
@@ -360,7 +355,6 @@ class SpotTicker:
     def __init__(self, markets: Mapping[str, str]) -> None:
         self.markets = dict(markets)
         self._filter = _ChangeFilter()
-        self._has_ltp: set[str] = set()
 
     def parse(self, body: Any, ltp_for: Collection[str] = ()) -> PollResult:
         rows = _decode_body(body)
@@ -387,13 +381,15 @@ class SpotTicker:
 
     def _row(self, pair: str, row: dict, want_ltp: bool) -> Update | None:
         ts = ticker_ms(row.get("timestamp"), "timestamp")
-        fields: dict[str, str] = {}
+        fields: dict[str, str | None] = {}
         for src, dst in _TICKER_FIELDS:
             v = row.get(src)
             if v is not None and v != "":
                 value = dec(v, src, NONNEG)
-                if not _is_zero(value):  # "0.00000000": an empty book side or a market without trades
+                if not _is_zero(value):
                     fields[dst] = value
+                elif dst in ("best_bid", "best_ask"):
+                    fields[dst] = None  # "0.00000000": an empty book side, its old price is deleted
         v = row.get("volume")
         if v is not None and v != "":
             fields[SPOT_VOLUME_FIELD] = dec(v, "volume", NONNEG)
@@ -403,11 +399,8 @@ class SpotTicker:
         if want_ltp:
             last = row.get("last_price")
             value = dec(last, "last_price", NONNEG) if last is not None and last != "" else "0"
-            if not _is_zero(value):
+            if not _is_zero(value):  # no trade yet: no ltp, the quotes and stats are written all the same
                 fields["ltp"] = value
-                self._has_ltp.add(pair)
-            elif pair not in self._has_ltp:
-                return None  # nothing may precede `ltp` in a hash
         if not self._filter.changed(pair, fields, ts):
             return None
         fields["original_symbol"] = pair

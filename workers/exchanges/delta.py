@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -111,7 +111,7 @@ def epoch_ms(value: Any, name: str) -> int:
     raise ParseError("bad_value", f"{name} is not a plausible epoch time: {value!r:.40}")
 
 
-def _put(fields: dict[str, str], key: str, value: Any, name: str) -> None:
+def _put(fields: MutableMapping[str, str | None], key: str, value: Any, name: str) -> None:
     if value is not None and value != "":
         fields[key] = number_str(value, name)
 
@@ -127,9 +127,9 @@ def option_fields(symbol: str) -> dict[str, str]:
     return parsed
 
 
-def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
+def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str | None]:
     """One entry of a compact `ticker` frame's `d` list (see the doc's field key)."""
-    f: dict[str, str] = {}
+    f: dict[str, str | None] = {}
     ohlc = d.get("ohlc")
     if ohlc is not None and not (isinstance(ohlc, list) and len(ohlc) == 4):
         raise ParseError("bad_frame", f"ohlc should be [o,h,l,c], got {ohlc!r:.60}")
@@ -144,6 +144,10 @@ def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
     q = d.get("q")
     _put(f, "best_ask", _at(q, 0), "q.best_ask")
     _put(f, "best_bid", _at(q, 2), "q.best_bid")
+    if isinstance(q, list):  # quotes sent, a side empty: its old price is deleted, not left standing
+        for i, name in ((0, "best_ask"), (2, "best_bid")):
+            if _at(q, i) in (None, ""):
+                f[name] = None
     if kind == "options":
         g = d.get("g")
         for i, name in enumerate(("delta", "gamma", "rho", "theta", "vega")):
@@ -152,6 +156,10 @@ def compact_ticker_fields(d: dict, spot: Any, kind: str) -> dict[str, str]:
         _put(f, "ask_iv", _at(qiv, 0), "qiv.ask_iv")
         _put(f, "bid_iv", _at(qiv, 1), "qiv.bid_iv")
         _put(f, "implied_volatility", _at(qiv, 2), "qiv.mark_iv")
+        if isinstance(qiv, list):
+            for i, name in ((0, "ask_iv"), (1, "bid_iv")):
+                if _at(qiv, i) in (None, ""):
+                    f[name] = None
     return f
 
 
@@ -163,9 +171,9 @@ def _contracts(value: Any, name: str) -> str | None:
     return text if Decimal(text) == Decimal(text).to_integral_value() else None
 
 
-def rest_ticker_fields(d: dict, kind: str) -> dict[str, str]:
+def rest_ticker_fields(d: dict, kind: str) -> dict[str, str | None]:
     """One row of REST GET /v2/tickers (the futures feed's first state and its 24 h volume)."""
-    f: dict[str, str] = {}
+    f: dict[str, str | None] = {}
     close = d.get("close")  # "the closing price of the last trade": a trade, so it may seed `ltp`
     if close is not None and close != "" and float(number_str(close, "close")) > 0:
         f["ltp"] = number_str(close, "close")
@@ -183,8 +191,9 @@ def rest_ticker_fields(d: dict, kind: str) -> dict[str, str]:
     _put(f, "turnover_24h", d.get("turnover"), "turnover")
     if kind == "futures":
         _put(f, "funding_rate", d.get("funding_rate"), "funding_rate")
-        if "funding_rate" in f:
-            f["funding_rate"] = percent_to_fraction(f["funding_rate"])
+        rate = f.get("funding_rate")
+        if rate is not None:
+            f["funding_rate"] = percent_to_fraction(rate)
     quotes = d.get("quotes")
     q = quotes if isinstance(quotes, dict) else {}
     _put(f, "best_bid", q.get("best_bid"), "quotes.best_bid")
@@ -284,7 +293,7 @@ class DeltaStream:
             return _IGNORED
         raise ParseError("unknown_frame", describe(msg))
 
-    def _update(self, symbol: str, fields: dict[str, str], ts_ms: int) -> Update:
+    def _update(self, symbol: str, fields: dict[str, str | None], ts_ms: int) -> Update:
         """The update of `symbol`'s key; its static fields once per connection (Redis keeps them)."""
         if symbol not in self._named:
             if self.kind == "options":
@@ -342,7 +351,8 @@ class DeltaStream:
         ts_ms = epoch_ms(msg.get("ts"), "spot_price.ts")
         if symbol not in self.keys:
             return []
-        fields = {"index_price": number_str(msg.get("p"), "spot_price.p", positive=True), "source": "index"}  # an index is no trade: no ltp
+        # An index is no trade: written as index_price, and no ltp is made up from it.
+        fields: dict[str, str | None] = {"index_price": number_str(msg.get("p"), "spot_price.p", positive=True), "source": "index"}
         return [self._update(symbol, fields, ts_ms)]
 
     @staticmethod

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -453,9 +453,9 @@ class HyperliquidStream:
             raise ParseError("unknown_coin", f"{channel} for {coin!r:.40}, which this connection did not subscribe")
         return coin
 
-    def _update(self, coin: str, fields: dict[str, str], ts: int) -> Update:
+    def _update(self, coin: str, fields: Mapping[str, str | None], ts: int) -> Update:
         if coin not in self._described:  # static per coin; once per connection (the sink keeps full state)
-            fields["original_symbol"] = coin
+            fields = {**fields, "original_symbol": coin}
             self._described.add(coin)
         return Update(self.keys[coin], fields, ts)
 
@@ -488,10 +488,11 @@ class HyperliquidStream:
         sides = data.get("bbo")
         if type(sides) is not list or len(sides) != 2:
             raise ParseError("bad_frame", f"bbo should be [bid, ask], got {sides!r:.60}")
-        fields: dict[str, str] = {}
+        fields: dict[str, str | None] = {}
         for level, px_name, sz_name in ((sides[0], "best_bid", "bid_size"), (sides[1], "best_ask", "ask_size")):
             if level is None:
-                continue  # an empty side: nothing to write (the runtime must blank the old value)
+                fields[px_name] = fields[sz_name] = None  # an empty side: its old quote is deleted
+                continue
             if type(level) is not dict:
                 raise ParseError("bad_frame", f"bbo level is not an object: {level!r:.60}")
             fields[px_name] = _num(level.get("px"), "px", "pos")

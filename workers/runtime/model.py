@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 
@@ -9,7 +10,7 @@ class Update(NamedTuple):
     """The new state of one instrument: fields to merge into <prefix>:<symbol>."""
 
     symbol: str
-    fields: dict[str, str]
+    fields: Mapping[str, str | None]  # None deletes the field (e.g. a side of the book that emptied)
     event_ts_ms: int  # exchange event time, epoch milliseconds
 
 

@@ -218,7 +218,7 @@ class RedisSink:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, symbol: str, fields: dict[str, str], event_ts_ms: int, recv_ts_ms: int) -> None:
+    def put(self, symbol: str, fields: Mapping[str, str | None], event_ts_ms: int, recv_ts_ms: int) -> None:
         """Queue fields for `<prefix>:<symbol>` and wake the writer thread to write them."""
         self.stage([Update(symbol, fields, event_ts_ms)], recv_ts_ms)
         if not self._wakeup.is_set():  # set() takes a lock even when already set
