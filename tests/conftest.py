@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from tests.harness import RedisServer, Supervisor, sim_config
+from tests.harness import RedisServer, Supervisor, TlsCerts, sim_config
 from tests.sim import Simulator
 
 
@@ -40,3 +40,11 @@ def make_supervisor(redis_server, sim):
     yield make
     for sv in started:
         sv.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    """One private CA + server/client certificates for every TLS test (simulator, raw servers, Redis over TLS)."""
+    certs = TlsCerts(tmp_path_factory.mktemp("tls"))
+    yield certs
+    certs.cleanup()

@@ -6,12 +6,17 @@ free, every socket and log lives in a temp dir.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable
@@ -80,15 +85,18 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def sim_config(redis_url: str, sim_port: int, *, enabled: bool = False, overrides: dict | None = None) -> dict:
-    """exchanges.yaml with every endpoint pointed at the simulator; services enabled or not."""
+def sim_config(redis_url: str, sim_port: int, *, enabled: bool = False, overrides: dict | None = None,
+               tls: bool = False) -> dict:
+    """exchanges.yaml with every endpoint pointed at the simulator; services enabled or not.
+
+    tls: wss:// and https:// URLs, for a simulator started with an ssl_context (`TlsCerts`)."""
     data = yaml.safe_load((ROOT / "exchanges.yaml").read_text())
     data["redis"]["url"] = redis_url
     for name, ex in data["exchanges"].items():
         for key, url in ex.get("endpoints", {}).items():
             scheme, rest = url.split("://", 1)
             path = rest.split("/", 1)[1] if "/" in rest else ""
-            local = "ws" if scheme.startswith("ws") else "http"
+            local = ("ws" if scheme.startswith("ws") else "http") + ("s" if tls else "")
             ex["endpoints"][key] = f"{local}://127.0.0.1:{sim_port}/{name}/{path}".rstrip("/")
         for svc in ex.get("services", {}).values():
             svc["enabled"] = enabled
@@ -165,3 +173,199 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- TLS: one private CA for every TLS test ------------------------------------------------------
+
+TRUST_ENV_VARS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "WEBSOCKET_CLIENT_CA_BUNDLE")
+
+
+class TlsCerts:
+    """A throw-away CA with a server and a client certificate, generated at test time (cryptography).
+
+    Files (PEM) in `dir`: `ca.pem`, `server.pem` + `server.key` (SAN 127.0.0.1, ::1, localhost),
+    `client.pem` + `client.key` (for servers that check clients, as redis-server's TLS does by
+    default). The same object serves the simulator's TLS mode, raw TLS test servers and, with
+    `tls-cert-file`/`tls-key-file`/`tls-ca-cert-file`, a TLS redis-server.
+    """
+
+    def __init__(self, directory: str | Path | None = None, name: str = "ltp test CA") -> None:
+        import datetime as dt
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        self.dir = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="ltp-tls-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        now = dt.datetime.now(dt.UTC)
+        valid = (now - dt.timedelta(days=1), now + dt.timedelta(days=30))
+
+        def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+            return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+              .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(valid[0]).not_valid_after(valid[1])
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                           content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                           key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+
+        def leaf(cn: str, usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> tuple[bytes, bytes]:
+            key = ec.generate_private_key(ec.SECP256R1())
+            builder = (x509.CertificateBuilder()
+                       .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])).issuer_name(ca_name)
+                       .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                       .not_valid_before(valid[0]).not_valid_after(valid[1])
+                       .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                       .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                       .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                                      critical=False))
+            if sans:
+                builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            cert = builder.sign(ca_key, hashes.SHA256())
+            return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
+
+        server_cert, server_key = leaf("localhost", ExtendedKeyUsageOID.SERVER_AUTH, [
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1"))])
+        client_cert, client_key = leaf("ltp test client", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+        self.ca_cert = self.dir / "ca.pem"
+        self.server_cert = self.dir / "server.pem"
+        self.server_key = self.dir / "server.key"
+        self.client_cert = self.dir / "client.pem"
+        self.client_key = self.dir / "client.key"
+        self.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        self.server_cert.write_bytes(server_cert)
+        self.server_key.write_bytes(server_key)
+        self.client_cert.write_bytes(client_cert)
+        self.client_key.write_bytes(client_key)
+
+    def server_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.server_cert, self.server_key)
+        return ctx
+
+    def client_context(self) -> ssl.SSLContext:
+        """Trusts this CA only (and presents the client certificate, for servers that ask)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_cert))
+        ctx.load_cert_chain(self.client_cert, self.client_key)
+        return ctx
+
+    def trust_env(self, *names: str) -> dict[str, str]:
+        """Environment that makes the feeds trust this CA: every variable of TRUST_ENV_VARS, or those named."""
+        return {name: str(self.ca_cert) for name in (names or TRUST_ENV_VARS)}
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- a WebSocket server on a raw socket: the test decides every byte -----------------------------
+
+
+def ws_frame(payload: bytes | str, opcode: int = 1) -> bytes:
+    """One unmasked, final server frame."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    n = len(data)
+    if n < 126:
+        head = bytes((0x80 | opcode, n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big")
+    return head + data
+
+
+class RawWsServer:
+    """Accepts WebSocket connections on 127.0.0.1 (TLS if given a server context) and answers the upgrade
+    with a 101 followed, in the same sendall(), by `after_101`. After that it sends only what the test
+    asks for (`send`), one sendall() per call, and never reads: what the client sends stays in the kernel.
+
+    `status` other than 101 refuses the upgrade with that HTTP status; `handshake=False` accepts TCP and
+    never answers (a hung server)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, after_101: bytes = b"", status: int = 101,
+                 handshake: bool = True) -> None:
+        self.ssl_context = ssl_context
+        self.after_101 = after_101
+        self.status = status
+        self.handshake = handshake
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self.errors: list[BaseException] = []
+        self._accepted = threading.Condition()
+        self._thread = threading.Thread(target=self._serve, name="raw-ws-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"{'wss' if self.ssl_context else 'ws'}://127.0.0.1:{self.port}/raw"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.handshake:
+                with self._accepted:
+                    self.conns.append(conn)
+                    self._accepted.notify_all()
+                continue
+            try:
+                if self.ssl_context is not None:
+                    conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                conn.settimeout(10)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        raise ConnectionError("client left during the upgrade")
+                    request += chunk
+                headers = {}
+                for line in request.split(b"\r\n")[1:]:
+                    if b":" in line:
+                        k, v = line.split(b":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                if self.status != 101:
+                    body = b"refused by the test server"
+                    conn.sendall(b"HTTP/1.1 %d Refused\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                 % (self.status, len(body), body))
+                    conn.close()
+                    continue
+                accept = base64.b64encode(hashlib.sha1(headers[b"sec-websocket-key"]
+                                                       + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + self.after_101)
+            except (OSError, KeyError) as exc:  # a client that fails verification, a test that leaves early
+                self.errors.append(exc)
+                conn.close()
+                continue
+            with self._accepted:
+                self.conns.append(conn)
+                self._accepted.notify_all()
+
+    def wait_connections(self, n: int = 1, timeout: float = 10.0) -> socket.socket:
+        """Block until `n` connections have been upgraded; return the newest."""
+        with self._accepted:
+            if not self._accepted.wait_for(lambda: len(self.conns) >= n, timeout):
+                raise AssertionError(f"{len(self.conns)} connection(s) within {timeout}s, expected {n}; errors {self.errors}")
+            return self.conns[-1]
+
+    def send(self, data: bytes, conn: socket.socket | None = None) -> None:
+        (conn or self.wait_connections()).sendall(data)
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
