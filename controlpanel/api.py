@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+import math
+import re
+from typing import Any
 
 import redis
 from flask import Blueprint, jsonify, render_template, request
@@ -10,10 +12,12 @@ from flask import Blueprint, jsonify, render_template, request
 from workers.runtime.sink import HISTORY, SYMBOL_INDEX
 
 from .auth import login_required_json, mutating
+from .control import operator_act
 from .deps import get_config, get_redis, get_supervisor
 from .errors import json_error
+from .health import evaluate
 from .openapi import openapi_spec
-from .snapshot import collect
+from .snapshot import collect, stale_marker, text, text_hash
 from .supervisor_client import SupervisorError
 
 api = Blueprint("api", __name__)
@@ -22,6 +26,7 @@ LOG_LINES_MAX = 1000
 LOG_BYTES_PER_LINE = 200
 PRICES_LIMIT_MAX = 500
 SPARK_POINTS = 60
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
 
 
 def _unknown_service(service_id: str) -> Any:
@@ -37,7 +42,7 @@ def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not _DIGITS.fullmatch(raw) or not lo <= int(raw) <= hi:
         raise BadArgument(f"{name} must be an integer in {lo}..{hi}")
     return int(raw)
 
@@ -68,26 +73,15 @@ def control(service_id: str, action: str) -> Any:
     if service_id not in get_config().services:
         return _unknown_service(service_id)
     sup = get_supervisor()
-    sup.act(service_id, action)
+    operator_act(get_redis(), sup, service_id, action, "panel")
     state = sup.info(service_id)["statename"]
     return jsonify({"ok": True, "service": service_id, "action": action, "process_state": state})
 
 
 @api.get("/api/health")
 def health() -> Any:
-    snap = collect(get_config(), get_redis(), get_supervisor())
-    reasons = []
-    if not snap["redis"]["ok"]:
-        reasons.append(f"redis unreachable: {snap['redis']['error']}")
-    if not snap["supervisor"]["ok"]:
-        reasons.append(f"supervisord unreachable: {snap['supervisor']['error']}")
-    stale = [s["id"] for s in snap["services"] if s["stale"]]
-    if stale:
-        reasons.append("stale feeds: " + ", ".join(stale))
-    state = "unhealthy" if not (snap["redis"]["ok"] and snap["supervisor"]["ok"]) else "degraded" if stale else "healthy"
-    body = {"status": state, "reasons": reasons, "redis": snap["redis"]["ok"], "supervisor": snap["supervisor"]["ok"],
-            "stale": stale, "running": [s["id"] for s in snap["services"] if s["process_state"] == "RUNNING"]}
-    return jsonify(body), 200 if state == "healthy" else 503
+    body = evaluate(collect(get_config(), get_redis(), get_supervisor()))
+    return jsonify(body), 200 if body["status"] == "healthy" else 503
 
 
 @api.get("/api/service/<service_id>/log")
@@ -112,24 +106,29 @@ def prices() -> Any:
     offset = _int_arg("offset", 0, 0, 10_000_000)
     limit = _int_arg("limit", 50, 1, PRICES_LIMIT_MAX)
     client = get_redis()
-    symbols = sorted(cast("set[str]", client.smembers(SYMBOL_INDEX.format(prefix=prefix))))  # sync client: a set, not an Awaitable
+    # Read as bytes, decoded with replacement: one invalid byte in a hash must not fail the page.
+    members = client.execute_command("SMEMBERS", SYMBOL_INDEX.format(prefix=prefix), NEVER_DECODE=True) or []
+    symbols = sorted((text(m), m) for m in members if isinstance(m, bytes))
     page = symbols[offset: offset + limit]
     pipe = client.pipeline(transaction=False)
-    for sym in page:
-        pipe.hgetall(f"{prefix}:{sym}")
-        pipe.lrange(HISTORY.format(prefix=prefix, symbol=sym), 0, SPARK_POINTS - 1)
-    replies = pipe.execute() if page else []
+    for _name, raw in page:
+        pipe.execute_command("HGETALL", prefix.encode() + b":" + raw, NEVER_DECODE=True)
+        pipe.execute_command("LRANGE", HISTORY.format(prefix=prefix, symbol="").encode() + raw, 0, SPARK_POINTS - 1,
+                             NEVER_DECODE=True)
+    replies = pipe.execute(raise_on_error=False) if page else []
     rows = []
-    for i, sym in enumerate(page):
-        fields, history = replies[2 * i], replies[2 * i + 1]
+    for i, (sym, _raw) in enumerate(page):
+        fields, history = text_hash(replies[2 * i]), replies[2 * i + 1]
         points = []
-        for item in reversed(history):  # stored newest first; sparklines read oldest first
-            ts, _, value = item.partition(":")
+        for item in reversed(history if isinstance(history, list) else []):  # newest first in Redis; oldest first here
+            ts, _, value = text(item).partition(":")
             try:
-                points.append([int(ts), float(value)])
+                point = [int(ts), float(value)]
             except ValueError:
                 continue
-        rows.append({"symbol": sym, "fields": fields, "history": points})
+            if math.isfinite(point[1]):
+                points.append(point)
+        rows.append({"symbol": sym, "fields": fields, "history": points, "stale": stale_marker(fields.get("stale", ""))})
     return jsonify({"prefix": prefix, "service": by_prefix[prefix].service_id, "total": len(symbols),
                     "offset": offset, "limit": limit, "rows": rows})
 

@@ -3,49 +3,316 @@
 Cost per call: one pipelined Redis round trip for every service together and
 one getAllProcessInfo. Data points come from the sink's symbol index (SCARD),
 never from scanning keys.
+
+Whatever a feed (or anyone) wrote is read as bytes and decoded with replacement:
+one invalid byte in a status field must not turn the whole panel into a 500.
+
+Each service gets `problems` (why it is not delivering, each with the cause a
+user can act on) that health.py turns into healthy / degraded / unhealthy.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 import time
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
+from workers.runtime import sink as runtime_sink
 from workers.runtime.config import Config, ServiceConfig
 from workers.runtime.sink import SYMBOL_INDEX
-from workers.runtime.status import STATUS_KEY
+from workers.runtime.status import STARTS_KEY, STATUS_KEY
+from workers.runtime.status import TTL_S as STATUS_TTL_S
 
 from .supervisor_client import SupervisorClient, SupervisorError
 
+log = logging.getLogger(__name__)
+
 # Newest data time of a feed = newest recv_ts among its first few configured
-# symbols: bounded work per service, and it measures data, not pongs.
+# symbols (and the status hash's last_message_at): bounded work per service,
+# and it measures data, not pongs.
 FRESHNESS_SAMPLE = 8
-NUMERIC_FIELDS = ("messages_total", "reconnects", "restarts", "parse_errors", "redis_errors", "writes_total",
-                  "pending_writes")
+# A started feed has this long (at most its stale_after) to deliver its first data; a failed
+# connection attempt ends the grace at once.
+START_GRACE_S = 10.0
+NUMERIC_FIELDS = ("messages_total", "reconnects", "parse_errors", "redis_errors", "writes_total", "pending_writes")
 STOPPED_STATES = {"STOPPED", "EXITED", "FATAL"}
 TRANSITION_STATES = {"STARTING", "BACKOFF", "STOPPING"}
+# supervisord states in which the feed's process is not running: its keys get no new data.
+DEAD_STATES = {"STOPPED", "EXITED", "FATAL", "BACKOFF", "NO_PROGRAM"}
+# Process states in which a feed is expected to deliver even when exchanges.yaml disables it
+# (someone started it by hand, or supervisord is trying to).
+ACTIVE_STATES = {"RUNNING", "STARTING", "BACKOFF", "FATAL"}
+CONFIG_ERROR = "config_error"  # the feed's `state` when exchanges.yaml stops it
+CONNECTION_ERRORS = ("connect_failed", "connection_lost", "rest_error", "silence_timeout", "ws_protocol")
+NO_DATA_SHOWN = 100  # at most this many symbols of a `no_data` list in /api/status
+
+# Operator actions (panel page, API, Redis control key), kept without a TTL like service:starts:<id>:
+# starts, stops, base (process starts counted before the latest operator start), crashes
+# (unexpected starts before that one), last_action, last_at, last_via. See control.record_operator.
+OPERATOR_KEY = "service:operator:{service_id}"
+
+UNHEALTHY = "unhealthy"
+DEGRADED = "degraded"
+
+# workers/runtime/sink.py: `mark_stale(client, prefix, cause, *, status_key=None, publish=True)`
+# and what each cause means. Looked up, not imported by name: the runtime may not have them yet.
+_mark_stale: Callable[..., int] | None = getattr(runtime_sink, "mark_stale", None)
+STALE_CAUSES: dict[str, str] = dict(getattr(runtime_sink, "STALE_CAUSES", {}))
+DEAD_CAUSE = "not_running"
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text: bytes decoded as UTF-8 with replacement, None as ""."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None or isinstance(value, Exception) else str(value)
+
+
+def text_hash(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {text(k): text(v) for k, v in value.items()}
 
 
 def _iso_to_epoch(value: str) -> float | None:
     try:
-        return datetime.fromisoformat(value).timestamp() if value else None
+        parsed = datetime.fromisoformat(value) if value else None
     except ValueError:
         return None
+    if parsed is None:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 def _num(value: str | None) -> float:
     try:
-        return float(value) if value else 0.0
+        n = float(value) if value else 0.0
     except ValueError:
         return 0.0
+    return n if n == n and abs(n) != float("inf") else 0.0
 
 
-def _badge(proc_state: str, stale: bool) -> str:
-    """green running, red stopped, amber stale or in transition (the UI colours by this)."""
+def _int(value: str | None, default: int = 0) -> int:
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else default
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def parse_list(value: str) -> list[str]:
+    """A list field of the status hash: JSON (list, or object whose keys are the items) or comma-separated."""
+    value = value.strip()
+    if not value:
+        return []
+    try:
+        data = json.loads(value)
+    except (ValueError, RecursionError):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(data, dict):
+        return [str(k) for k in data]
+    if isinstance(data, list):
+        return [str(v) for v in data]
+    return [str(data)] if data not in (None, "") else []
+
+
+def unexpected_restarts(process_starts: int, operator: dict[str, str]) -> int:
+    """Process starts nobody asked for through the panel: supervisord's restarts after a crash.
+
+    Every process start counts once in service:starts:<id>. An operator start records `base`, the
+    count just before it: starts beyond base + 1 since then are unexpected, and so were those beyond
+    the first before it (summed in `crashes`). Without any operator start, every start after the
+    first is one (the first is autostart's, or a `supervisorctl start`)."""
+    base = operator.get("base", "")
+    if not (base.isascii() and base.isdigit()):
+        return max(0, process_starts - 1)
+    return _int(operator.get("crashes")) + max(0, process_starts - int(base) - 1)
+
+
+def stale_marker(value: str) -> dict[str, str] | None:
+    """A data hash's `stale` field, "<cause> <ISO time>", as {cause, since, meaning}."""
+    if not value:
+        return None
+    cause, _, since = value.partition(" ")
+    return {"cause": cause, "since": since, "meaning": STALE_CAUSES.get(cause, ""), "value": value}
+
+
+@dataclass
+class _Raw:
+    status: dict[str, str] = field(default_factory=dict)
+    status_error: str = ""
+    points: int = 0
+    starts: int = 0
+    operator: dict[str, str] = field(default_factory=dict)
+    stamps: list[str] = field(default_factory=list)
+
+
+def _problem(severity: str, kind: str, message: str) -> dict[str, str]:
+    return {"severity": severity, "kind": kind, "message": message[:600]}
+
+
+def _service_entry(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, now: float,
+                   supervisor_ok: bool = True) -> dict[str, Any]:
+    feed = raw.status
+    proc_state = proc["statename"] if proc else "UNKNOWN" if not supervisor_ok else "NO_PROGRAM"
+    pid = int(proc.get("pid") or 0) if proc else 0
+    start = float(proc.get("start") or 0) if proc else 0.0
+    feed_state = feed.get("state", "")
+    # Does the status hash describe the process supervisord runs now (or, with none running, the last one)?
+    if proc is not None:
+        current = bool(feed) and (feed.get("pid") == str(pid) if pid else True)
+    else:
+        current = bool(feed)
+    last_error = feed.get("last_error", "") if current else ""
+    stamps = [int(t) / 1000 for t in raw.stamps if t.isascii() and t.isdigit() and len(t) < 16]
+    last_message = _iso_to_epoch(feed.get("last_message_at", ""))
+    candidates = [*stamps, *([last_message] if last_message else [])]
+    last_update = max(candidates) if candidates else None
+    running = proc_state == "RUNNING"
+    config_error = feed_state == CONFIG_ERROR and (current or not running)
+    if config_error:
+        last_error = feed.get("last_error", "")
+    problems: list[dict[str, str]] = []
+    cause = f": {last_error}" if last_error else ""
+    delivered = False
+    starting = False
+    stale = False
+    grace = min(START_GRACE_S, svc.stale_after)
+
+    if config_error:
+        problems.append(_problem(UNHEALTHY, "config_error",
+                                 f"refuses to start, configuration error: {last_error or 'see its log'}"))
+        stale = raw.points > 0
+    elif running or (proc_state == "STARTING" and current):
+        delivered = (current and bool(last_message)) or (last_update is not None and start > 0 and last_update >= start)
+        if delivered and last_update is not None:
+            age = now - last_update
+            stale = age > svc.stale_after
+            if stale:
+                problems.append(_problem(DEGRADED, "stale",
+                                         f"no data for {_ago(age)} (stale_after {svc.stale_after:g} s){cause}"))
+        else:
+            since_start = now - start if start else 0.0
+            failing = current and (feed_state == "reconnecting" or last_error.startswith(CONNECTION_ERRORS))
+            if since_start > grace or failing:
+                stale = True
+                state_note = f" (feed state: {feed_state})" if feed_state and not last_error else ""
+                problems.append(_problem(DEGRADED, "no_data_since_start",
+                                         f"no data since it started {_ago(since_start)} ago{cause or state_note}"))
+            else:
+                starting = True
+        if running and not current and start and now - start > STATUS_TTL_S + 2:
+            problems.append(_problem(DEGRADED, "no_status",
+                                     f"process {pid} has published no status for {_ago(now - start)}: "
+                                     "it cannot reach Redis or is hung (see its log)"))
+    elif proc_state == "UNKNOWN":
+        # supervisord is unreachable (health says so); the feed's own report still counts.
+        alive = bool(feed) and feed_state not in ("stopped", CONFIG_ERROR)
+        if alive:
+            stale = last_update is None or now - last_update > svc.stale_after
+            delivered = not stale
+        else:
+            stale = raw.points > 0
+    else:
+        stale = raw.points > 0 and proc_state in DEAD_STATES
+        if proc_state == "NO_PROGRAM":
+            problems.append(_problem(UNHEALTHY, "no_program",
+                                     f"supervisord has no program {svc.service_id!r}: add [program:{svc.service_id}] "
+                                     "to supervisord.conf, then `supervisorctl reread && supervisorctl update`"))
+        elif proc_state == "FATAL":
+            spawnerr = str(proc.get("spawnerr") or proc.get("description") or "exited too quickly") if proc else ""
+            problems.append(_problem(UNHEALTHY, "fatal",
+                                     f"supervisord gave up starting it ({spawnerr})"
+                                     f"{'; last error: ' + last_error if last_error else ''}; see its log"))
+        elif proc_state == "BACKOFF":
+            problems.append(_problem(DEGRADED, "backoff",
+                                     f"exits while starting, supervisord retries{cause or '; see its log'}"))
+        elif proc_state in ("STOPPED", "EXITED") and svc.enabled:
+            how = "exited" if proc_state == "EXITED" else "stopped"
+            status = proc.get("exitstatus") if proc else None
+            if proc_state == "EXITED" and status not in (None, 0):
+                how += f" with status {status}"
+            if raw.operator.get("last_action") == "stop" and raw.operator.get("last_at"):
+                how += f" (stopped by an operator via {raw.operator.get('last_via') or 'the panel'} at {raw.operator['last_at']})"
+            problems.append(_problem(DEGRADED, "stopped", f"{how}; enabled in exchanges.yaml: start it"))
+        if proc_state in TRANSITION_STATES - {"BACKOFF"}:
+            starting = proc_state == "STARTING"
+
+    no_data = parse_list(feed.get("no_data", "")) if current and running else []
+    if no_data:
+        shown = ", ".join(no_data[:10]) + (f" and {len(no_data) - 10} more" if len(no_data) > 10 else "")
+        problems.append(_problem(DEGRADED, "symbols_without_data", f"no data for {len(no_data)} symbol(s): {shown}"))
+    if raw.status_error:
+        problems.append(_problem(DEGRADED, "status_unreadable", f"service:status:{svc.service_id} is unreadable: {raw.status_error}"))
+
+    delivering = bool(running and delivered and not stale)
+    expected = svc.enabled or proc_state in ACTIVE_STATES or (config_error and proc_state != "STOPPED")
+    operator = raw.operator
+    entry: dict[str, Any] = {
+        "id": svc.service_id,
+        "exchange": svc.exchange,
+        "enabled": svc.enabled,
+        "expected": expected,
+        "redis_prefix": svc.redis_prefix,
+        "stale_after": svc.stale_after,
+        "process_state": proc_state,
+        "pid": pid or None,
+        "uptime_s": round(now - start, 3) if running and start else None,
+        "feed_state": feed_state,
+        "data_points": raw.points,
+        "last_update": last_update,
+        "last_update_age_s": round(now - last_update, 3) if last_update else None,
+        # A figure of the running process only: a stopped or dead feed receives nothing.
+        "messages_per_s": _num(feed.get("messages_per_s")) if running and current else 0.0,
+        "last_error": last_error,
+        "control_result": feed.get("control_result", ""),
+        "control_action": feed.get("control_action", ""),
+        "control_at": feed.get("control_at", ""),
+        "no_data": no_data[:NO_DATA_SHOWN],
+        "stale": stale,
+        "delivering": delivering,
+        "starting": starting and not problems,
+        "problems": problems,
+        "badge": _badge(proc_state, stale, config_error, running and not delivered and not stale),
+        "restarts": unexpected_restarts(raw.starts, operator),
+        "process_starts": raw.starts,
+        "operator_starts": _int(operator.get("starts")),
+        "operator_stops": _int(operator.get("stops")),
+        "last_operator_action": ({"action": operator.get("last_action", ""), "at": operator.get("last_at", ""),
+                                  "via": operator.get("last_via", "")} if operator.get("last_action") else None),
+        "exit_status": proc.get("exitstatus") if proc and not running else None,
+        "spawn_error": str(proc.get("spawnerr") or "") if proc else "",
+    }
+    for name in NUMERIC_FIELDS:
+        entry[name] = _int(feed.get(name)) if current else 0
+    return entry
+
+
+def _badge(proc_state: str, stale: bool, config_error: bool, awaiting_data: bool) -> str:
+    """green running; red stopped / failed / config_error; amber stale or in transition (the UI colours by this)."""
+    if config_error:
+        return "config_error"
     if proc_state == "RUNNING":
-        return "stale" if stale else "running"
+        return "stale" if stale else "starting" if awaiting_data else "running"
+    if proc_state == "STARTING" and stale:  # its first attempts already failed: say so, not "starting"
+        return "stale"
+    if proc_state in ("FATAL", "NO_PROGRAM"):
+        return "failed"
     if proc_state in TRANSITION_STATES:
         return "starting" if proc_state != "STOPPING" else "stopping"
     if proc_state in STOPPED_STATES:
@@ -53,74 +320,96 @@ def _badge(proc_state: str, stale: bool) -> str:
     return "stale" if stale else "unknown"
 
 
-def _service_entry(svc: ServiceConfig, feed: dict[str, str], points: int, recv_ts: list[Any],
-                   proc: dict[str, Any] | None, now: float, supervisor_ok: bool = True) -> dict[str, Any]:
-    stamps = [int(t) / 1000 for t in recv_ts if t and t.isdigit()]
-    last_update = max(stamps) if stamps else _iso_to_epoch(feed.get("last_message_at", ""))
-    proc_state = proc["statename"] if proc else "UNKNOWN" if not supervisor_ok else "NO_PROGRAM"
-    if proc is not None and proc_state == "RUNNING":
-        # A freshly started feed gets `stale_after` to deliver its first data.
-        since = max(last_update or 0.0, float(proc.get("start") or 0))
-        stale = now - since > svc.stale_after
-    elif proc is None and not supervisor_ok and feed and feed.get("state") != "stopped":
-        stale = last_update is None or now - last_update > svc.stale_after
-    else:
-        stale = False
-    entry: dict[str, Any] = {
-        "id": svc.service_id,
-        "exchange": svc.exchange,
-        "enabled": svc.enabled,
-        "redis_prefix": svc.redis_prefix,
-        "stale_after": svc.stale_after,
-        "process_state": proc_state,
-        "pid": proc.get("pid") if proc else None,
-        "uptime_s": (now - proc["start"]) if proc and proc_state == "RUNNING" and proc.get("start") else None,
-        "feed_state": feed.get("state", ""),
-        "data_points": points,
-        "last_update": last_update,
-        "last_update_age_s": round(now - last_update, 3) if last_update else None,
-        "messages_per_s": _num(feed.get("messages_per_s")),
-        "last_error": feed.get("last_error", ""),
-        "control_result": feed.get("control_result", ""),
-        "stale": stale,
-        "badge": _badge(proc_state, stale),
-    }
-    for name in NUMERIC_FIELDS:
-        entry[name] = int(_num(feed.get(name)))
-    return entry
+# -- marking a dead feed's keys --------------------------------------------------------------------
+
+_dead_lock = threading.Lock()
+_dead_marked: set[tuple[int, str]] = set()  # (connection pool, service id): marked in this episode
+_mark_failed_logged: set[str] = set()
+
+
+def _mark_dead(client: redis.Redis, svc: ServiceConfig, entry: dict[str, Any], raw: _Raw, supervisor_ok: bool) -> None:
+    """A feed whose status hash expired while supervisord says it is not running died without a word
+    (kill -9, OOM, a crash loop): its keys must say they are not current. Once per such episode; the
+    runtime's script checks the status hash is still absent, atomically, so a feed that has just come
+    back is never marked."""
+    memo = (id(client.connection_pool), svc.service_id)
+    if raw.status or raw.status_error:
+        if memo in _dead_marked:
+            with _dead_lock:
+                _dead_marked.discard(memo)
+        return
+    if (_mark_stale is None or not supervisor_ok or entry["process_state"] not in DEAD_STATES
+            or raw.points <= 0 or memo in _dead_marked):
+        return
+    with _dead_lock:
+        if memo in _dead_marked:
+            return
+        try:
+            marked = _mark_stale(client, svc.redis_prefix, DEAD_CAUSE,
+                                 status_key=STATUS_KEY.format(service_id=svc.service_id))
+        except redis.RedisError as exc:
+            if svc.service_id not in _mark_failed_logged:
+                _mark_failed_logged.add(svc.service_id)
+                log.warning("could not mark the keys of dead feed %s stale: %s", svc.service_id, exc)
+            return
+        if marked >= 0:
+            _dead_marked.add(memo)
+            log.warning("%s is %s and its status hash expired: marked %d key(s) of %s stale (%s)",
+                        svc.service_id, entry["process_state"], marked, svc.redis_prefix, DEAD_CAUSE)
+
+
+# -- the snapshot ------------------------------------------------------------------------------------
+
+def _read(client: redis.Redis, services: list[ServiceConfig], samples: list[Sequence[str]]) -> list[_Raw]:
+    pipe = client.pipeline(transaction=False)
+    for svc, sample in zip(services, samples, strict=True):
+        pipe.execute_command("HGETALL", STATUS_KEY.format(service_id=svc.service_id), NEVER_DECODE=True)
+        pipe.scard(SYMBOL_INDEX.format(prefix=svc.redis_prefix))
+        pipe.execute_command("GET", STARTS_KEY.format(service_id=svc.service_id), NEVER_DECODE=True)
+        pipe.execute_command("HGETALL", OPERATOR_KEY.format(service_id=svc.service_id), NEVER_DECODE=True)
+        for sym in sample:
+            pipe.execute_command("HGET", f"{svc.redis_prefix}:{sym}", "recv_ts", NEVER_DECODE=True)
+    # Per-command errors (a key of the wrong type) come back in place; only a connection error raises.
+    replies = pipe.execute(raise_on_error=False)
+    out, i = [], 0
+    for sample in samples:
+        status, points, starts, operator = replies[i: i + 4]
+        stamps = replies[i + 4: i + 4 + len(sample)]
+        i += 4 + len(sample)
+        out.append(_Raw(
+            status=text_hash(status),
+            status_error=str(status) if isinstance(status, Exception) else "",
+            points=points if isinstance(points, int) else 0,
+            starts=_int(text(starts)),
+            operator=text_hash(operator),
+            stamps=[text(s) for s in stamps],
+        ))
+    return out
 
 
 def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient) -> dict[str, Any]:
     """Everything the dashboard header and cards need, in one Redis round trip and one XML-RPC call."""
     services = list(config.services.values())
-    samples = [svc.symbols[:FRESHNESS_SAMPLE] for svc in services]
+    samples: list[Sequence[str]] = [svc.symbols[:FRESHNESS_SAMPLE] for svc in services]
     redis_error = ""
     try:
-        pipe = client.pipeline(transaction=False)
-        for svc, sample in zip(services, samples, strict=True):
-            pipe.hgetall(STATUS_KEY.format(service_id=svc.service_id))
-            pipe.scard(SYMBOL_INDEX.format(prefix=svc.redis_prefix))
-            for sym in sample:
-                pipe.hget(f"{svc.redis_prefix}:{sym}", "recv_ts")
-        replies = pipe.execute()
+        raws = _read(client, services, samples)
     except redis.RedisError as exc:
         redis_error = str(exc) or type(exc).__name__
-        replies = []
+        raws = [_Raw() for _ in services]
     supervisor_error = ""
     try:
         procs: dict[str, dict[str, Any]] | None = supervisor.processes()
     except SupervisorError as exc:
         procs, supervisor_error = None, exc.message
     now = time.time()
-    out, i = [], 0
-    for svc, sample in zip(services, samples, strict=True):
-        if replies:
-            feed, points, stamps = replies[i], replies[i + 1], replies[i + 2: i + 2 + len(sample)]
-            i += 2 + len(sample)
-        else:
-            feed, points, stamps = {}, 0, []
+    out = []
+    for svc, raw in zip(services, raws, strict=True):
         proc = procs.get(svc.service_id) if procs else None
-        out.append(_service_entry(svc, feed, points, stamps, proc, now, procs is not None))
+        entry = _service_entry(svc, raw, proc, now, procs is not None)
+        out.append(entry)
+        if not redis_error:
+            _mark_dead(client, svc, entry, raw, procs is not None)
     configured = set(config.services)
     programs = [
         {"name": p["name"], "state": p["statename"], "description": p.get("description", "")}
@@ -136,7 +425,9 @@ def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient) -
         "summary": {
             "total": len(out),
             "running": sum(s["process_state"] == "RUNNING" for s in out),
-            "stale": sum(s["stale"] for s in out),
+            # Feeds expected to deliver (enabled, or running) whose data is not current.
+            "stale": sum(s["stale"] and s["expected"] for s in out),
+            "delivering": sum(s["delivering"] for s in out),
             "data_points": sum(s["data_points"] for s in out),
             "last_update": max(updates) if updates else None,
         },

@@ -50,7 +50,20 @@ async function getJSON(url) {
 
 // ---- status: header and cards ------------------------------------------------
 
-const BADGE_TEXT = { running: "running", stopped: "stopped", stale: "stale", starting: "starting", stopping: "stopping", unknown: "unknown" };
+const BADGE_TEXT = {
+  running: "running", stopped: "stopped", stale: "stale", starting: "starting", stopping: "stopping", unknown: "unknown",
+  failed: "failed", config_error: "config error",
+};
+// Terminal states share the red of "stopped": they need a person (fix the config, add the program).
+const BADGE_CLASS = { failed: "stopped", config_error: "stopped" };
+
+// What the card says under the figures: every reason the feed is not delivering, each with its cause,
+// from the first failed attempt on; otherwise the last error the feed reported, if any.
+function errorLines(s) {
+  if (s.problems && s.problems.length) return s.problems.map((p) => p.message);
+  if (s.process_state === "RUNNING" && s.last_error) return [`last error: ${s.last_error}`];
+  return [];
+}
 
 function renderService(s) {
   const row = document.querySelector(`.svc[data-service="${CSS.escape(s.id)}"]`);
@@ -60,20 +73,35 @@ function renderService(s) {
   const b = $('[data-role="badge"]', row);
   if (b.dataset.badge !== badge) {
     b.dataset.badge = badge;
-    b.className = `badge badge--${badge}`;
+    b.className = `badge badge--${BADGE_CLASS[badge] || badge}`;
   }
-  const label = busy ? "pending…" : ["FATAL", "EXITED", "BACKOFF"].includes(s.process_state) ? s.process_state.toLowerCase() : BADGE_TEXT[badge];
+  const label = busy ? "pending…"
+    : badge === "failed" ? (s.process_state === "NO_PROGRAM" ? "no program" : "fatal")
+    : ["FATAL", "EXITED", "BACKOFF"].includes(s.process_state) && badge !== "config_error" ? s.process_state.toLowerCase()
+    : badge === "stale" && (s.problems || []).some((p) => p.kind === "no_data_since_start") ? "no data"
+    : BADGE_TEXT[badge] || badge;
   setText(b, label);
-  b.title = `supervisord: ${s.process_state}${s.feed_state ? ` · feed: ${s.feed_state}` : ""}${s.stale ? ` · no update for more than ${s.stale_after}s` : ""}`;
+  const tip = [`supervisord: ${s.process_state}`];
+  if (s.feed_state) tip.push(`feed: ${s.feed_state}`);
+  if (s.stale) tip.push(s.process_state === "RUNNING" ? `no current data (stale_after ${s.stale_after}s)` : "its data in Redis is not current");
+  if (b.title !== tip.join(" · ")) b.title = tip.join(" · ");
   $('[data-role="disabled"]', row).hidden = s.enabled;
   setText($('[data-role="points"]', row), s.data_points.toLocaleString("en-US"));
   setText($('[data-role="rate"]', row), s.process_state === "RUNNING" ? fmtNum(s.messages_per_s, 1) : "–");
   setText($('[data-role="age"]', row), fmtAge(s.last_update_age_s));
-  setText($('[data-role="reconnects"]', row), `${s.reconnects} / ${s.restarts}`);
+  const rc = $('[data-role="reconnects"]', row);
+  setText(rc, `${s.reconnects} / ${s.restarts}`);
+  const rcTip = `${s.reconnects} reconnects; ${s.restarts} unexpected restarts; ${s.operator_starts} starts and ${s.operator_stops} stops by an operator; ${s.process_starts} process starts in all`;
+  if (rc.title !== rcTip) rc.title = rcTip;
   const err = $('[data-role="error"]', row);
-  const errText = s.process_state === "RUNNING" && s.last_error ? s.last_error : "";
-  err.hidden = !errText;
-  setText(err, errText);
+  const lines = errorLines(s);
+  const key = lines.join("\n");
+  if (err.dataset.text !== key) {
+    err.dataset.text = key;
+    err.replaceChildren(...lines.map((line) => { const d = document.createElement("div"); d.textContent = line; return d; }));
+  }
+  err.hidden = !lines.length;
+  err.title = s.no_data && s.no_data.length ? `no data: ${s.no_data.join(", ")}` : "";
   const running = ["RUNNING", "STARTING", "BACKOFF"].includes(s.process_state);
   $('[data-action="start"]', row).disabled = busy || running;
   $('[data-action="stop"]', row).disabled = busy || !running;
@@ -196,9 +224,25 @@ function sparkline(svg, points) {
   svg.classList.toggle("spark--down", vals[vals.length - 1] < vals[0]);
 }
 
+function pct(rate, digits = 4) { return `${fmtNum(Number(rate) * 100, digits)}%`; }
+
+// A funding rate per its interval, and its 8 h equivalent when the interval is another (Hyperliquid: 1 h).
+function funding(label, rate, hours) {
+  if (!(hours > 0)) return `${label} ${pct(rate)}`;
+  const per = `${pct(rate)}/${fmtNum(hours)}h`;
+  return hours === 8 ? `${label} ${per}` : `${label} ${per} (${pct((Number(rate) * 8) / hours)}/8h)`;
+}
+
 function extras(f) {
   const out = [];
-  if (f.funding_rate !== undefined) out.push(`fund ${fmtNum(Number(f.funding_rate) * 100, 4)}%`);
+  const hours = Number(f.funding_interval_hours);
+  if (f.current_funding_rate !== undefined || f.estimated_funding_rate !== undefined) {
+    // CoinDCX: the last settled rate and the estimate for the next settlement.
+    if (f.current_funding_rate !== undefined) out.push(funding("fund", f.current_funding_rate, hours));
+    if (f.estimated_funding_rate !== undefined) out.push(funding("est", f.estimated_funding_rate, hours));
+  } else if (f.funding_rate !== undefined) {
+    out.push(funding("fund", f.funding_rate, hours));
+  }
   if (f.mark_price !== undefined && f.funding_rate !== undefined) out.push(`mark ${fmtNum(f.mark_price)}`);
   for (const [k, sym] of [["delta", "Δ"], ["gamma", "Γ"], ["vega", "ν"], ["theta", "Θ"]]) {
     if (f[k] !== undefined) out.push(`${sym} ${fmtNum(f[k], 3)}`);
@@ -228,7 +272,19 @@ function renderPrices(data) {
     }
     if (body.children[idx] !== tr) body.insertBefore(tr, body.children[idx] || null);
     const f = r.fields;
-    setText(cell(tr, 0), r.symbol);
+    // A `stale` field: the feed says (or the panel found) this value is not current, and why.
+    const st = r.stale;
+    const staleKey = st ? st.value : "";
+    if ((tr.dataset.stale || "") !== staleKey) {
+      tr.dataset.stale = staleKey;
+      tr.dataset.staleCause = st ? st.cause : "";
+      const tip = st ? `stale since ${st.since}: ${st.meaning || st.cause}` : "";
+      cell(tr, 0).title = tip;
+      cell(tr, 6).title = tip;
+      cell(tr, 0).className = st ? "l sym down" : "l sym";
+      cell(tr, 6).className = st ? "num opt down" : "num opt";
+    }
+    setText(cell(tr, 0), st ? `${r.symbol} ⚠` : r.symbol);
     const ltp = fmtNum(f.ltp);
     const prev = tr.dataset.ltp;
     if (prev !== undefined && prev !== f.ltp) {
@@ -250,7 +306,8 @@ function renderPrices(data) {
     if (book.title !== sizes) book.title = sizes;
     setText(cell(tr, 4), extras(f));
     sparkline(cell(tr, 5).firstChild, r.history);
-    setText(cell(tr, 6), f.recv_ts ? fmtAge((now - Number(f.recv_ts)) / 1000) : "–");
+    const age = f.recv_ts ? fmtAge((now - Number(f.recv_ts)) / 1000) : "–";
+    setText(cell(tr, 6), st ? `${st.cause.replaceAll("_", " ")} · ${age}` : age);
   });
   [...body.children].forEach((tr) => { if (!seen.has(tr.dataset.symbol)) tr.remove(); });
   $("#price-empty").hidden = data.rows.length > 0;

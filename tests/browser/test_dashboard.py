@@ -7,13 +7,17 @@ Screenshots go to $LTP_SCREENSHOT_DIR or a temp dir (printed), not the repo.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from tests.harness import wait_for
 
@@ -143,4 +147,113 @@ def test_login_and_actions_with_a_token(browser, redis_server, make_supervisor, 
     page.wait_for_url(re.compile(r"/login$"))
     page.goto(url)
     assert page.url.endswith("/login")
+    assert not errors, errors
+
+
+@contextlib.contextmanager
+def _keep_writing(redis_server, key: str, mapping: dict[str, str]):
+    """Keep fields in a running feed's status hash (which it rewrites every second) while the test looks."""
+    r, stop = redis_server.client(), threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            r.hset(key, mapping=mapping)
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2)
+
+
+def test_failures_stale_rows_and_funding_on_the_dashboard(browser, redis_server, sim, make_supervisor, shots):
+    """Every failure shows on its card at once with its cause; stale rows are marked; funding per interval and per 8 h."""
+    sv = make_supervisor(overrides={"hyperliquid_perpetual": {"symbols": ["BTC", "ETH"]}})
+    good = yaml.safe_load(sv.config_path.read_text())
+    good["exchanges"]["bybit"]["endpoints"]["testnet_spot_ws"] = "ws://ltp-test.invalid/bybit/v5/public/spot"
+    sv.config_path.write_text(yaml.safe_dump(good))
+    url = f"http://127.0.0.1:{sv.panel_port}"
+    wait_for(lambda: requests.get(f"{url}/api/status", timeout=2).ok, 15)
+    r = redis_server.client()
+    rpc = sv.rpc().supervisor
+    for sid in ("bybit_spot", "hyperliquid_perpetual", "coindcx_futures_rest"):
+        rpc.startProcess(sid, False)
+    wait_for(lambda: r.scard("ltp:symbols:bybit_spot") == 6 and r.hget("coindcx_futures:B-BTC_USDT", "estimated_funding_rate")
+             and r.hget("hyperliquid_perp:BTC", "funding_rate"), 25)
+
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    sync_api.expect(_badge(page, "bybit_spot")).to_have_attribute("data-badge", "running", timeout=10_000)
+    # A stop from the card: the rows say their values are no longer current, and why.
+    page.locator('.svc[data-service="bybit_spot"] [data-action="stop"]').click()
+    sync_api.expect(_badge(page, "bybit_spot")).to_have_attribute("data-badge", "stopped", timeout=10_000)
+    page.locator('#price-tabs [data-prefix="bybit_spot"]').click()
+    row = page.locator('#price-table tr[data-symbol="BTCUSDT"]')
+    sync_api.expect(row).to_have_attribute("data-stale-cause", "stopped", timeout=10_000)
+    sync_api.expect(row.locator("td").nth(0)).to_have_text("BTCUSDT ⚠")
+    sync_api.expect(row.locator("td").nth(6)).to_have_text(re.compile(r"^stopped · "))
+    sync_api.expect(row.locator("td").nth(0)).to_have_attribute("title", re.compile(r"^stale since \d{4}-.*: the feed was stopped"))
+    card = page.locator('.svc[data-service="bybit_spot"]')
+    sync_api.expect(card.locator('[data-role="rate"]')).to_have_text("–")
+
+    t0 = time.monotonic()
+    rpc.startProcess("bybit_spot_testnet_spot", False)  # its endpoint's name does not resolve
+    testnet = page.locator('.svc[data-service="bybit_spot_testnet_spot"] [data-role="error"]')
+    sync_api.expect(testnet).to_contain_text("ltp-test.invalid", timeout=10_000)
+    shown_after = time.monotonic() - t0
+    sync_api.expect(testnet).to_contain_text("no data since it started")
+    sync_api.expect(testnet).to_contain_text("connect_failed: DNS")
+    sync_api.expect(_badge(page, "bybit_spot_testnet_spot")).to_have_attribute("data-badge", "stale")
+
+    # A bad value in exchanges.yaml: delta_options refuses to start (the file is restored at the end).
+    bad = yaml.safe_load(sv.config_path.read_text())
+    bad["exchanges"]["delta"]["services"]["delta_options"]["ping_interval"] = "fast"
+    sv.config_path.write_text(yaml.safe_dump(bad))
+    try:
+        rpc.startProcess("delta_options", False)
+        options = page.locator('.svc[data-service="delta_options"]')
+        sync_api.expect(_badge(page, "delta_options")).to_have_attribute("data-badge", "config_error", timeout=10_000)
+        sync_api.expect(_badge(page, "delta_options")).to_have_class(re.compile("badge--stopped"))
+        sync_api.expect(_badge(page, "delta_options")).to_have_text("config error")
+        sync_api.expect(options.locator('[data-role="error"]')).to_contain_text(
+            "refuses to start, configuration error: ")
+        sync_api.expect(options.locator('[data-role="error"]')).to_contain_text("ping_interval: expected a number of seconds")
+
+        # `no_data` as the runtime writes it (kept while the page is looked at).
+        with _keep_writing(redis_server, "service:status:hyperliquid_perpetual", {"no_data": '["ETH"]'}):
+            hl = page.locator('.svc[data-service="hyperliquid_perpetual"] [data-role="error"]')
+            sync_api.expect(hl).to_contain_text("no data for 1 symbol(s): ETH", timeout=10_000)
+            page.locator('#price-tabs [data-prefix="bybit_spot"]').click()
+            sync_api.expect(row).to_have_attribute("data-stale-cause", "stopped", timeout=10_000)
+            page.screenshot(path=str(shots / "failures.png"), full_page=True)
+
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+            phone.goto(url)
+            sync_api.expect(_badge(phone, "delta_options")).to_have_attribute("data-badge", "config_error", timeout=10_000)
+            sync_api.expect(phone.locator('.svc[data-service="hyperliquid_perpetual"] [data-role="error"]')).to_contain_text(
+                "no data for 1 symbol(s)", timeout=10_000)
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+            phone.screenshot(path=str(shots / "phone-failures.png"), full_page=True)
+    finally:
+        sv.config_path.write_text(yaml.safe_dump(good))
+
+    page.locator('#price-tabs [data-prefix="hyperliquid_perp"]').click()
+    extras = page.locator('#price-table tr[data-symbol="BTC"] td').nth(4)
+    sync_api.expect(extras).to_have_text(re.compile(r"^fund -?[\d.]+%/1h \(-?[\d.]+%/8h\) · mark "), timeout=10_000)
+    page.screenshot(path=str(shots / "funding-hyperliquid.png"))
+    rate = float(r.hget("hyperliquid_perp:BTC", "funding_rate"))
+    hourly, eight = (float(x) for x in re.findall(r"(-?[\d.]+)%", extras.inner_text())[:2])
+    assert abs(hourly - rate * 100) < 0.0001 and abs(eight - rate * 800) < 0.0001, (rate, hourly, eight)
+
+    page.locator('#price-tabs [data-prefix="coindcx_futures"]').click()
+    extras = page.locator('#price-table tr[data-symbol="B-BTC_USDT"] td').nth(4)
+    sync_api.expect(extras).to_have_text(re.compile(r"^fund -?[\d.]+%/8h · est -?[\d.]+%/8h · mark "), timeout=10_000)
+    page.screenshot(path=str(shots / "funding-coindcx.png"))
+    print(f"connection failure on the card {shown_after:.1f} s after the start")
     assert not errors, errors

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+from datetime import datetime
 
 import pytest
 
@@ -108,8 +111,8 @@ def test_redis_control_key_is_carried_out_by_the_supervised_panel(system):
     assert r.hget("service:status:bybit_spot", "control_action") == "start"
 
     r.set("service:control:bybit_spot", '{"action": "explode"}', ex=60)
-    wait_for(lambda: (r.hget("service:status:bybit_spot", "control_result") or "").startswith("error: unknown action"), 5)
-    assert _status(system.client, "bybit_spot")["control_result"].startswith("error")
+    wait_for(lambda: (r.hget("service:status:bybit_spot", "control_result") or "").startswith("refused: unknown action"), 5)
+    assert _status(system.client, "bybit_spot")["control_result"].startswith("refused")
 
     r.set("service:control:bybit_spot", '{"action": "stop"}', ex=60)
     wait_for(lambda: system.sv.info("bybit_spot")["statename"] == "STOPPED", 15)
@@ -157,3 +160,104 @@ def test_status_is_one_quick_round_trip(system):
         samples.append(time.perf_counter() - t0)
     samples.sort()
     assert samples[len(samples) // 2] < 0.020, samples
+
+
+def _iso_epoch(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def test_stopped_feed_has_rate_zero_its_true_age_and_is_stale(system):
+    c, r = system.client, system.redis.client()
+    assert c.post("/api/service/bybit_spot/start").status_code == 200
+    try:
+        wait_for(lambda: (s := _status(c, "bybit_spot"))["messages_per_s"] > 0 and s["data_points"] == 6 and not s["stale"], 15)
+    finally:
+        assert c.post("/api/service/bybit_spot/stop").status_code == 200
+    first = _status(c, "bybit_spot")
+    assert r.hget("service:status:bybit_spot", "messages_per_s") not in (None, "", "0.0")  # the hash keeps the last rate
+    assert first["messages_per_s"] == 0.0 and first["stale"], first
+    assert first["badge"] == "stopped" and first["uptime_s"] is None and not first["delivering"]
+    time.sleep(1.5)
+    later = _status(c, "bybit_spot")
+    assert later["messages_per_s"] == 0.0 and later["last_update_age_s"] >= first["last_update_age_s"] + 1.4
+    true_age = time.time() - _iso_epoch(r.hget("service:status:bybit_spot", "last_message_at"))
+    assert abs(later["last_update_age_s"] - true_age) < 1.0, (later["last_update_age_s"], true_age)
+    # A disabled, stopped feed's leftover data is stale, but it is not a health problem.
+    health = c.get("/api/health").get_json()
+    assert health["status"] == "healthy" and "bybit_spot" not in health["feeds"], health
+
+
+def test_restarts_count_only_unexpected_starts(system):
+    """Six clicks (start/stop x3) are operator actions, not restarts; a kill -9 that supervisord repairs is one."""
+    c, r, sid = system.client, system.redis.client(), "delta_spot"
+    for _ in range(3):
+        assert c.post(f"/api/service/{sid}/start").status_code == 200
+        assert c.post(f"/api/service/{sid}/stop").status_code == 200
+    wait_for(lambda: r.get(f"service:starts:{sid}") == "3", 10)
+    s = _status(c, sid)
+    assert s["restarts"] == 0, s  # was 2: every start after the first counted
+    assert (s["process_starts"], s["operator_starts"], s["operator_stops"]) == (3, 3, 3), s
+    assert s["last_operator_action"]["action"] == "stop" and s["last_operator_action"]["via"] == "panel"
+
+    assert c.post(f"/api/service/{sid}/start").status_code == 200
+    try:
+        wait_for(lambda: r.get(f"service:starts:{sid}") == "4", 10)
+        pid = system.sv.info(sid)["pid"]
+        os.kill(pid, signal.SIGKILL)  # supervisord restarts it: an unexpected start
+        wait_for(lambda: r.get(f"service:starts:{sid}") == "5", 15)
+        assert _status(c, sid)["restarts"] == 1
+        assert c.post(f"/api/service/{sid}/restart").status_code == 200
+        wait_for(lambda: r.get(f"service:starts:{sid}") == "6", 10)
+        s = _status(c, sid)
+        assert (s["restarts"], s["process_starts"], s["operator_starts"]) == (1, 6, 5), s
+        assert 'ltp_feed_restarts_total{exchange="delta",service="delta_spot"} 1.0' in c.get("/metrics").get_data(as_text=True)
+    finally:
+        c.post(f"/api/service/{sid}/stop")
+
+
+def test_dead_feed_keys_are_marked_stale_by_the_panel(system):
+    """A feed whose status hash expired while supervisord says it is not running died without a word."""
+    c, r, sid = system.client, system.redis.client(), "delta_spot"
+    assert c.post(f"/api/service/{sid}/start").status_code == 200
+    try:
+        wait_for(lambda: (s := _status(c, sid))["data_points"] > 0 and s["messages_total"] > 0 and not s["stale"], 15)
+    finally:
+        system.sv.rpc().supervisor.stopProcess(sid, True)
+    r.delete(f"service:status:{sid}")  # as if its final report never arrived and the 10 s TTL ran out
+    symbols = r.smembers(f"ltp:symbols:{sid}")
+    assert symbols and not any(r.hexists(f"{sid}:{sym}", "stale") and r.hget(f"{sid}:{sym}", "stale").startswith("not_running")
+                               for sym in symbols)
+    s = _status(c, sid)
+    assert s["stale"] and s["process_state"] == "STOPPED"
+    for sym in symbols:
+        assert r.hget(f"{sid}:{sym}", "stale").startswith("not_running "), sym
+    rows = c.get(f"/api/prices?prefix={sid}").get_json()["rows"]
+    assert rows and all(row["stale"]["cause"] == "not_running" for row in rows), rows
+    assert "died" in rows[0]["stale"]["meaning"] or "gone" in rows[0]["stale"]["meaning"]
+
+
+def test_bad_bytes_in_redis_do_not_break_the_api(system):
+    """One byte \\xff in a status field gave 500 on /api/status, /api/health and /metrics; `lines=²` gave 500."""
+    c, r = system.client, system.redis.client()
+    r.hset("service:status:bybit_spot", mapping={"last_error": b"bad \xff byte", "state": b"\xfe"})
+    r.hset("bybit_spot:BTCUSDT", "ltp", b"\xff1")
+    r.sadd("ltp:symbols:bybit_spot", b"BAD\xff")
+    r.hset(b"bybit_spot:BAD\xff", b"ltp\xff", b"1\xff")
+    r.lpush(b"ltp:history:bybit_spot:BAD\xff", b"1\xff:2", b"17000:nan", b"17001:\xb2")
+    try:
+        for path in ("/api/status", "/api/health", "/metrics", "/api/prices?prefix=bybit_spot"):
+            resp = c.get(path)
+            assert resp.status_code in (200, 503) and resp.is_json == (path != "/metrics"), (path, resp.status_code)
+        spot = _status(c, "bybit_spot")
+        assert spot["last_error"] in ("", "bad \ufffd byte")
+        rows = c.get("/api/prices?prefix=bybit_spot").get_json()["rows"]
+        bad = next(row for row in rows if row["symbol"] == "BAD\ufffd")
+        assert bad["fields"] == {"ltp\ufffd": "1\ufffd"} and bad["history"] == []
+        for lines in ("²", "٣", "1²", "9" * 5000, "-1", " 5"):
+            resp = c.get("/api/service/bybit_spot/log", query_string={"lines": lines})
+            assert resp.status_code == 400 and resp.get_json()["error"] == "bad_request", (lines, resp.status_code)
+        assert c.get("/api/status").status_code == 200  # the pooled connections are still in step
+    finally:
+        r.hdel("service:status:bybit_spot", "last_error", "state")
+        r.srem("ltp:symbols:bybit_spot", b"BAD\xff")
+        r.delete(b"bybit_spot:BAD\xff", b"ltp:history:bybit_spot:BAD\xff")
