@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 
-from workers.runtime.config import Config, load_config
+from workers.runtime.config import Config, ConfigError, load_config
 
 from .settings import InsecureBindError, PanelSettings
 
@@ -36,7 +38,12 @@ def create_app(config: Config | None = None, supervisor_url: str | None = None, 
 
     settings = settings or PanelSettings.from_env()
     settings.check()
-    config = config or load_config()
+    if config is None:
+        try:
+            config = load_config()
+        except ConfigError as exc:  # serve anyway: the panel is where the user reads what is wrong
+            logging.getLogger(__name__).error("%s", exc)
+            config = Config.unusable(exc)
 
     app = Flask(__name__)
     app.json = _OrderedJSON(app)

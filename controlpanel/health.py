@@ -36,6 +36,10 @@ def evaluate(snap: dict[str, Any]) -> dict[str, Any]:
     if not snap["redis"]["ok"]:
         reasons.append(f"redis unreachable: {snap['redis']['error']}")
         worse(UNHEALTHY)
+    config = snap.get("config") or {"ok": True}
+    if not config["ok"]:
+        reasons.append(f"configuration unusable, no feed can start: {config['error']}")
+        worse(UNHEALTHY)
     if not snap["supervisor"]["ok"]:
         reasons.append(f"supervisord unreachable: {snap['supervisor']['error']}")
         worse(UNHEALTHY)

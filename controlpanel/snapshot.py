@@ -421,6 +421,7 @@ def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient) -
         "services": out,
         "programs": programs,
         "redis": {"ok": not redis_error, "error": redis_error},
+        "config": {"ok": not config.error, "error": config.error, "path": str(config.path)},
         "supervisor": {"ok": procs is not None, "error": supervisor_error},
         "summary": {
             "total": len(out),

@@ -124,6 +124,7 @@ function renderStatus(st) {
     setText($('[data-role="exsum"]', card), `${mine.filter((s) => s.process_state === "RUNNING").length}/${mine.length} running`);
   });
   const problems = [];
+  if (st.config && !st.config.ok) problems.push(`Configuration unusable, no feed can start: ${st.config.error}`);
   if (!st.redis.ok) problems.push(`Redis unreachable: ${st.redis.error}`);
   if (!st.supervisor.ok) problems.push(`supervisord unreachable: ${st.supervisor.error}`);
   const sys = $("#system");

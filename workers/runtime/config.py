@@ -85,6 +85,13 @@ class Config:
     publish: bool
     history_len: int
     services: Mapping[str, ServiceConfig]
+    error: str = ""  # set only by Config.unusable: the file could not be used, and why
+
+    @classmethod
+    def unusable(cls, exc: ConfigError, redis_url: str | None = None) -> Config:
+        """No services, and the reason: what the panel runs on when the file is bad, so it can say so."""
+        return cls(path=Path(exc.file), redis_url=redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL,
+                   publish=True, history_len=0, services={}, error=str(exc))
 
     def service(self, service_id: str) -> ServiceConfig:
         try:
