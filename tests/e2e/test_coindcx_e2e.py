@@ -34,9 +34,9 @@ def test_futures_rest_fills_the_promised_schema_and_reports_unknown_instruments(
     assert btc["funding_rate"] == btc["estimated_funding_rate"] and btc["funding_interval_hours"] == "8"
     assert abs(float(btc["current_funding_rate"])) < 0.01  # a fraction, as promised (x100 = percent)
     assert "e" not in btc["current_funding_rate"].lower()  # no exponent notation
-    sol = wait_for(lambda: r.hgetall("coindcx_futures:B-SOL_USDT").get("funding_interval_hours"), 10)
+    sol = wait_for(lambda: r.hgetall("coindcx_futures:B-SOL_USDT").get("funding_interval_hours"), 20)
     assert sol == "4"
-    rejected = wait_for(lambda: json.loads(_status(r, "coindcx_futures_rest").get("rejected") or "{}"), 10)
+    rejected = wait_for(lambda: json.loads(_status(r, "coindcx_futures_rest").get("rejected") or "{}"), 20)
     assert {"B-NOPE_USDT", "B-LUNA_USDT"} <= rejected.keys()  # unknown, and inactive (frozen in the RT reply)
     assert not r.exists("coindcx_futures:B-LUNA_USDT") and not r.exists("coindcx_futures:B-NOPE_USDT")
     assert sv.log("coindcx_futures_rest").count("B-NOPE_USDT") == 1  # reported once
@@ -53,7 +53,7 @@ def test_futures_rest_backs_off_on_429_and_500_then_recovers(redis_server, sim, 
     wait_for(lambda: not dcx.faults.rest_errors, 20)
     start = time.monotonic()
     recv = int(r.hget("coindcx_futures:B-BTC_USDT", "recv_ts"))
-    wait_for(lambda: int(r.hget("coindcx_futures:B-BTC_USDT", "recv_ts")) > recv, 12)
+    wait_for(lambda: int(r.hget("coindcx_futures:B-BTC_USDT", "recv_ts")) > recv, 20)
     assert time.monotonic() - start < 10  # fresh data within 10 s of the exchange answering normally
     errors = json.loads(_status(r, "coindcx_futures_rest")["errors_by_kind"])
     assert errors.get("rest_error", 0) >= 4
@@ -68,8 +68,8 @@ def test_spot_trades_over_socketio_survive_pings_drops_and_report_unknown_pairs(
     assert "started" in sv.ctl("start", "coindcx_spot")
     row = wait_for(lambda: (h := r.hgetall("coindcx_spot:B-BTC_USDT")) and SPOT <= h.keys() and h, 20)
     assert float(row["best_bid"]) < float(row["best_ask"]) and row["original_symbol"] == "B-BTC_USDT"
-    wait_for(lambda: r.hget("coindcx_spot:I-BTC_INR", "ltp"), 10)
-    rejected = wait_for(lambda: json.loads(_status(r, "coindcx_spot").get("rejected") or "{}"), 10)
+    wait_for(lambda: r.hget("coindcx_spot:I-BTC_INR", "ltp"), 20)
+    rejected = wait_for(lambda: json.loads(_status(r, "coindcx_spot").get("rejected") or "{}"), 20)
     assert "B-NOPE_USDT" in rejected
 
     # The server pings every 0.5 s and drops a client that does not answer within 0.5 s: the feed answers.
@@ -79,7 +79,7 @@ def test_spot_trades_over_socketio_survive_pings_drops_and_report_unknown_pairs(
 
     joins = dcx.joins
     sim.drop("coindcx")
-    wait_for(lambda: dcx.joins >= joins + 2, 10)  # both pairs joined again
+    wait_for(lambda: dcx.joins >= joins + 2, 20)  # both pairs joined again
     recv = int(r.hget("coindcx_spot:B-BTC_USDT", "recv_ts"))
-    wait_for(lambda: int(r.hget("coindcx_spot:B-BTC_USDT", "recv_ts")) > recv, 10)
+    wait_for(lambda: int(r.hget("coindcx_spot:B-BTC_USDT", "recv_ts")) > recv, 20)
     assert _status(r, "coindcx_spot")["state"] == "subscribed"

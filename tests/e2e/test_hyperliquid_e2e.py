@@ -34,9 +34,9 @@ def test_perpetual_fills_the_contract_and_unknown_names_do_not_take_the_others_d
     assert btc["original_symbol"] == "BTC" and btc["funding_interval_hours"] == "1" and ISO_MS.match(btc["timestamp"])
     nft = dt.datetime.fromisoformat(btc["next_funding_time"].replace("Z", "+00:00"))
     assert nft.minute == nft.second == 0 and dt.timedelta(0) < nft - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=1)
-    wait_for(lambda: r.hget("hyperliquid_perp:ETH", "ltp"), 10)
+    wait_for(lambda: r.hget("hyperliquid_perp:ETH", "ltp"), 20)
     rejected = wait_for(lambda: (j := json.loads(_status(r, "hyperliquid_perpetual").get("rejected") or "{}"))
-                        and {"NOPE", "MATIC"} <= j.keys() and j, 10)
+                        and {"NOPE", "MATIC"} <= j.keys() and j, 20)
     assert "delisted" in rejected["MATIC"]
     assert not hl.kills.get("unknown_coin")  # never subscribed a name the exchange does not list
     assert not r.exists("hyperliquid_perp:NOPE") and not r.exists("hyperliquid_perp:MATIC")
@@ -44,10 +44,10 @@ def test_perpetual_fills_the_contract_and_unknown_names_do_not_take_the_others_d
     # A drop resubscribes everything.
     connects = hl.connects
     sim.drop("hyperliquid")
-    wait_for(lambda: hl.connects > connects, 10)
+    wait_for(lambda: hl.connects > connects, 20)
     for coin in ("BTC", "ETH"):
         recv = int(r.hget(f"hyperliquid_perp:{coin}", "recv_ts"))
-        wait_for(lambda coin=coin, recv=recv: int(r.hget(f"hyperliquid_perp:{coin}", "recv_ts")) > recv, 10)
+        wait_for(lambda coin=coin, recv=recv: int(r.hget(f"hyperliquid_perp:{coin}", "recv_ts")) > recv, 20)
 
 
 def test_spot_names_resolve_to_exchange_ids(redis_server, sim, make_supervisor):
@@ -56,9 +56,9 @@ def test_spot_names_resolve_to_exchange_ids(redis_server, sim, make_supervisor):
     sv.ctl("start", "hyperliquid_spot")
     hype = wait_for(lambda: (h := r.hgetall("hyperliquid_spot:HYPE/USDC")) and SPOT <= h.keys() and h, 20)
     assert hype["original_symbol"] == "@107"
-    purr = wait_for(lambda: (h := r.hgetall("hyperliquid_spot:PURR/USDC")) and "ltp" in h and h, 10)
+    purr = wait_for(lambda: (h := r.hgetall("hyperliquid_spot:PURR/USDC")) and "ltp" in h and h, 20)
     assert purr["original_symbol"] == "PURR/USDC"
-    rejected = wait_for(lambda: json.loads(_status(r, "hyperliquid_spot").get("rejected") or "{}"), 10)
+    rejected = wait_for(lambda: json.loads(_status(r, "hyperliquid_spot").get("rejected") or "{}"), 20)
     assert "NOPE/USDC" in rejected
 
 
