@@ -1,6 +1,6 @@
 """ltp benchmark: throughput, added latency, CPU per message, memory, order book, panel.
 
-    python -m bench.bench [--quick] [--only tls] [--out bench/results.md]
+    python -m bench.bench [--quick] [--only tls|paced|feeds] [--out bench/results.md]
 
 Starts a private redis-server, the exchange simulator and one real feed process
 (`python -m workers bybit_spot`), and prints a table. Every figure has a
@@ -8,7 +8,9 @@ baseline measured in the same run (these machines are noisy): the bare
 websocket-client receive + json.loads rate of the same frames, redis-benchmark,
 a naive one-HSET-per-frame loop. The wss:// rows run the feed against a sender of
 pre-built frames (`serve_frames`, a test CA made at run time) over ws:// and wss://
-in alternating rounds: the same frames, ws:// is the baseline.
+in alternating rounds: the same frames, ws:// is the baseline. The paced rows send the same
+pre-built frames one per ms (`--rate`), with bare and the receive floor on the same sender; the
+other feeds' rows run Delta, Hyperliquid and CoinDCX programs on the simulator.
 """
 
 from __future__ import annotations
@@ -264,13 +266,16 @@ def prebuilt_frames(n_symbols: int, rounds: int = 64) -> list[bytes]:
     return out
 
 
-def serve_frames(port_file: Path, n_symbols: int, cert: str | None, key: str | None) -> None:
+def serve_frames(port_file: Path, n_symbols: int, cert: str | None, key: str | None, rate: float = 0.0) -> None:
     """A WebSocket server that answers the upgrade, then sends pre-built frames as fast as the client reads.
 
     ws://: the whole pre-built block per sendall(). wss://: one TLS record per frame, as exchange servers
     write them (the worst case for the reader: one SSL read per record), encrypted into a memory BIO and
     sent in one sendall() per block so the sender's own syscalls stay few. What the client sends is never
-    read. Runs until killed (`python -m bench.bench --serve-frames PORT_FILE [--tls-cert C --tls-key K]`)."""
+    read. Runs until killed (`python -m bench.bench --serve-frames PORT_FILE [--tls-cert C --tls-key K]`).
+
+    rate > 0 (ws:// only, `--rate`): one frame per sendall() every 1/rate s, evenly spaced on absolute
+    deadlines (a late frame leaves at once, the schedule is kept): the low-rate mode, a wake-up per frame."""
     frames = prebuilt_frames(n_symbols)
     block = b"".join(frames)
     ctx = None
@@ -323,6 +328,8 @@ def serve_frames(port_file: Path, n_symbols: int, cert: str | None, key: str | N
                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
             if tls is None:
                 conn.sendall(answer)
+                if rate > 0:
+                    paced(conn, frames, rate)
                 while True:
                     conn.sendall(block)
             tls.write(answer)
@@ -343,13 +350,28 @@ def serve_frames(port_file: Path, n_symbols: int, cert: str | None, key: str | N
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
 
 
+def paced(conn: socket.socket, frames: list[bytes], rate: float) -> None:
+    """Send `frames` round and round, one per sendall(), evenly spaced at `rate` frames/s."""
+    period = 1.0 / rate
+    sendall, clock, sleep = conn.sendall, time.monotonic, time.sleep
+    due = clock()
+    while True:
+        for f in frames:
+            due += period
+            wait = due - clock()
+            if wait > 0:
+                sleep(wait)
+            sendall(f)
+
+
 class FrameServer:
     """`serve_frames` in its own process, at a higher priority when allowed (nice -10): like a remote
     exchange, the sender should not be what limits the rate on a busy 2-core box (its CPU is reported)."""
 
-    def __init__(self, n_symbols: int, certs: Any = None) -> None:
+    def __init__(self, n_symbols: int, certs: Any = None, rate: float = 0.0) -> None:
         self.port_file = Path(tempfile.mkdtemp(prefix="ltp-bench-")) / "frames.port"
         tls = ["--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key)] if certs else []
+        tls += ["--rate", str(rate)] if rate else []
 
         def raise_priority() -> None:
             try:
@@ -418,6 +440,140 @@ def bench_tls(redis_url: str, seconds: float, n_symbols: int = 10, rounds: int =
     out["round_ratios"] = [(w["rate"] / p["rate"], w["cpu_us_per_msg"] / p["cpu_us_per_msg"])
                            for p, w in zip(runs["ws"], runs["wss"], strict=True)]
     return out
+
+
+def bench_paced(redis_url: str, seconds: float, rate: float = 1000.0, n_symbols: int = 10, rounds: int = 3) -> dict:
+    """1,000 frames/s evenly spaced (one Bybit ticker frame per ms, `n_symbols` symbols, pre-built): CPU per
+    message of the bybit_spot program, of bare (websocket-client's receive loop + json.loads) and of the
+    feeds' receive floor (no fields, no Redis) on the same sender, in alternating rounds."""
+    server = FrameServer(n_symbols, rate=rate)
+    runs: dict[str, list[dict]] = {"feed": [], "bare": [], "floor": []}
+    try:
+        for _ in range(rounds):
+            feed = Feed(None, redis_url, n_symbols, url=server.url)
+            try:
+                time.sleep(1.0)
+                m0, t0, c0 = feed.sample()
+                time.sleep(seconds)
+                m1, t1, c1 = feed.sample()
+                n = max(1, m1 - m0)
+                runs["feed"].append({"rate": n / (t1 - t0), "cpu_us_per_msg": (c1 - c0) / n * 1e6,
+                                     "rss_mb": proc_rss_mb(feed.proc.pid)})
+            finally:
+                feed.stop()
+            runs["bare"].append(bare(server.url, n_symbols, seconds))
+            runs["floor"].append(bare(server.url, n_symbols, seconds, "--reader", "ltp"))
+    finally:
+        server.stop()
+    out: dict = {"symbols": n_symbols, "rate_target": rate, "rounds": rounds, "runs": runs}
+    for kind, rows in runs.items():
+        out[kind] = {k: sum(r[k] for r in rows) / len(rows) for k in ("rate", "cpu_us_per_msg")}
+    out["ratio"] = out["feed"]["cpu_us_per_msg"] / out["bare"]["cpu_us_per_msg"]
+    out["round_ratios"] = [f["cpu_us_per_msg"] / b["cpu_us_per_msg"] for f, b in zip(runs["feed"], runs["bare"], strict=True)]
+    return out
+
+
+def render_paced(t: dict) -> list[str]:
+    rounds = ", ".join(f"{r:.2f}" for r in t["round_ratios"])
+    return [f"| CPU per message at {t['feed']['rate']:,.0f} frames/s evenly spaced (one frame per ms, {t['symbols']} symbols, "
+            f"pre-built frames) | {t['feed']['cpu_us_per_msg']:.1f} µs | bare {t['bare']['cpu_us_per_msg']:.1f} µs "
+            f"({t['bare']['rate']:,.0f} frames/s); floor {t['floor']['cpu_us_per_msg']:.1f} µs | {t['ratio']:.2f} of bare "
+            f"(rounds {rounds}) | ≤ 1.6 of bare |"]
+
+
+OTHER_FEEDS = ("delta_futures_ltp", "hyperliquid_perpetual", "coindcx_futures_rest")
+
+
+def bench_feeds(sim: Sim, redis_url: str, seconds: float, rate_hz: float = 50.0) -> dict:
+    """Delta, Hyperliquid and CoinDCX programs on the simulator, each alone, as configured in exchanges.yaml
+    (endpoints pointed at the simulator, which publishes `rate_hz` updates per topic: Delta ticker + trades,
+    Hyperliquid trades/bbo/ctx; CoinDCX futures is polled every poll_interval, its RT reply holding every
+    instrument). Messages are the feed's own count (frames, or REST replies); CPU per message; RSS. Plus the
+    in-process parse time of one full CoinDCX RT reply against json.loads of it (same run)."""
+    from tests.harness import sim_config
+
+    sim.set(rate_hz=rate_hz)
+    path = Path(tempfile.mkdtemp(prefix="ltp-bench-")) / "exchanges.yaml"
+    path.write_text(yaml.safe_dump(sim_config(redis_url, sim.port, enabled=True)))
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    out: dict = {"rate_hz": rate_hz, "feeds": {}, "wake_us": wake_cost_us()}
+    poll_s = yaml.safe_load(path.read_text())["exchanges"]["coindcx"]["services"]["coindcx_futures_rest"]["poll_interval"]
+    try:
+        for feed_id in OTHER_FEEDS:
+            key = f"service:status:{feed_id}"
+            r.delete(key)
+            proc = subprocess.Popen([PY, "-m", "workers", feed_id], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    env={**os.environ, "LTP_CONFIG": str(path), "LTP_LOG_LEVEL": "WARNING"})
+            try:
+                wait_for(lambda k=key: int(r.hget(k, "messages_total") or 0) > 0, 30)
+                time.sleep(2.0)
+
+                def sample(k: str = key, pid: int = proc.pid) -> tuple[int, float, float]:
+                    before = r.hget(k, "updated_at")
+                    st = wait_for(lambda: (x := r.hgetall(k)).get("updated_at") != before and x, 5)
+                    stamp = dt.datetime.fromisoformat(st["updated_at"].replace("Z", "+00:00")).timestamp()
+                    return int(st["messages_total"]), stamp, proc_cpu_s(pid)
+
+                m0, t0, c0 = sample()
+                time.sleep(seconds if feed_id != "coindcx_futures_rest" else max(seconds, 30.0))  # 10 ms CPU ticks
+                m1, t1, c1 = sample()
+                n = max(1, m1 - m0)
+                out["feeds"][feed_id] = {"rate": n / (t1 - t0), "cpu_us_per_msg": (c1 - c0) / n * 1e6,
+                                         "cpu_pct": (c1 - c0) / (t1 - t0) * 100, "rss_mb": proc_rss_mb(proc.pid),
+                                         "symbols": len([s for s in (r.hget(key, "symbols") or "").split(",") if s])}
+                if feed_id == "coindcx_futures_rest":  # messages are updates (changed instruments): CPU per poll
+                    out["feeds"][feed_id].update(polls_per_s=1 / poll_s, cpu_ms_per_poll=(c1 - c0) / (t1 - t0) * poll_s * 1e3)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+        out["coindcx_rt"] = coindcx_rt_parse(sim)
+    finally:
+        sim.set(rate_hz=5)
+    return out
+
+
+def coindcx_rt_parse(sim: Sim, rounds: int = 200) -> dict:
+    """Parse time of one full CoinDCX futures RT reply (every instrument the simulator lists) for the
+    configured instruments, best of `rounds`, against orjson.loads of the same body."""
+    from workers.exchanges.coindcx import FuturesPrices
+
+    cfg = yaml.safe_load((ROOT / "exchanges.yaml").read_text())["exchanges"]["coindcx"]["services"]["coindcx_futures_rest"]
+    body = requests.get(f"http://127.0.0.1:{sim.port}/coindcx/market_data/v3/current_prices/futures/rt", timeout=5).content
+    best_parse = best_loads = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        FuturesPrices(cfg["symbols"]).parse(orjson.loads(body))  # a fresh parser: every instrument is "changed"
+        best_parse = min(best_parse, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        orjson.loads(body)
+        best_loads = min(best_loads, time.perf_counter() - t0)
+    return {"bytes": len(body), "instruments": len(orjson.loads(body).get("prices", {})), "followed": len(cfg["symbols"]),
+            "parse_us": best_parse * 1e6, "loads_us": best_loads * 1e6}
+
+
+def render_feeds(t: dict) -> list[str]:
+    what = {"delta_futures_ltp": "Delta futures (ticker + trades frames)",
+            "hyperliquid_perpetual": "Hyperliquid perpetual (trades / bbo / activeAssetCtx frames)",
+            "coindcx_futures_rest": "CoinDCX futures (REST polls of the all-instruments RT reply)"}
+    lines = []
+    wake = t["wake_us"]
+    for feed_id, f in t["feeds"].items():
+        if "cpu_ms_per_poll" in f:
+            figure = (f"{f['polls_per_s']:g} polls/s ({f['rate']:,.1f} updates/s), {f['cpu_ms_per_poll']:.2f} ms CPU per poll "
+                      f"(status reporting included; {f['cpu_pct']:.2f} % CPU), RSS {f['rss_mb']:.1f} MB")
+            ratio = f"{f['cpu_ms_per_poll'] * 1e3 / wake:.0f} wake-ups per poll"
+        else:
+            figure = (f"{f['rate']:,.0f} frames/s, {f['cpu_us_per_msg']:.0f} µs CPU per frame ({f['cpu_pct']:.1f} % CPU), "
+                      f"RSS {f['rss_mb']:.1f} MB")
+            ratio = f"{f['cpu_us_per_msg'] / wake:.2f} of a wake-up"
+        lines.append(f"| {what.get(feed_id, feed_id)}, simulator at {t['rate_hz']:g} Hz per topic, {f['symbols']} symbols | "
+                     f"{figure} | wake-up charge {wake:.0f} µs | {ratio} | — |")
+    c = t.get("coindcx_rt")
+    if c:
+        lines.append(f"| CoinDCX RT reply parse ({c['bytes']:,} bytes, {c['instruments']} instruments, {c['followed']} followed) | "
+                     f"{c['parse_us']:.0f} µs (orjson.loads included) | orjson.loads alone {c['loads_us']:.0f} µs | "
+                     f"{c['parse_us'] / c['loads_us']:.2f} of loads | — |")
+    return lines
 
 
 def bench_book(n_deltas: int = 20000) -> dict:
@@ -502,10 +658,13 @@ def render_tls(t: dict) -> list[str]:
 
 
 def render(res: dict) -> str:
-    if "redis" not in res:  # --only tls
-        return "\n".join([f"## {res['date']} — {res['machine']} (wss:// figures only: `--only tls`)", "",
+    if "redis" not in res:  # --only tls / paced
+        only = [k for k in ("tls", "paced", "feeds") if k in res]
+        rows = [*(render_tls(res["tls"]) if "tls" in res else []), *(render_paced(res["paced"]) if "paced" in res else []),
+                *(render_feeds(res["feeds"]) if "feeds" in res else [])]
+        return "\n".join([f"## {res['date']} — {res['machine']} (only: `--only {' '.join(only)}`)", "",
                           "| figure | ltp | baseline (same run) | ratio | target |", "| --- | --- | --- | --- | --- |",
-                          *render_tls(res["tls"])]) + "\n"
+                          *rows]) + "\n"
     lines = [
         f"## {res['date']} — {res['machine']}",
         "",
@@ -554,6 +713,10 @@ def render(res: dict) -> str:
                      f"— | — | — |")
     if res.get("tls"):
         lines += render_tls(res["tls"])
+    if res.get("paced"):
+        lines += render_paced(res["paced"])
+    if res.get("feeds"):
+        lines += render_feeds(res["feeds"])
     b = res["book"]
     lines.append(f"| order book deltas/s, 50 levels (~{b['levels_per_delta']:.0f} levels/delta) | {b['deltas_per_s']:,.0f} | "
                  f"json.loads alone {b['json_only_per_s']:,.0f} | {b['ratio']:.2f} | — |")
@@ -569,22 +732,34 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short windows (memory 60 s instead of 300 s)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.md")
     ap.add_argument("--seconds", type=float, default=8.0, help="measurement window per throughput/latency figure")
-    ap.add_argument("--only", choices=("tls",), help="run only these figures (tls: ws:// against wss://)")
+    ap.add_argument("--only", choices=("tls", "paced", "feeds"),
+                    help="run only these figures (tls: ws:// against wss://; paced: 1k frames/s evenly spaced; "
+                         "feeds: Delta, Hyperliquid, CoinDCX on the simulator)")
     ap.add_argument("--serve-frames", type=Path, help=argparse.SUPPRESS)  # internal: the pre-built frame sender
     ap.add_argument("--symbols", type=int, default=10, help=argparse.SUPPRESS)
     ap.add_argument("--tls-cert", help=argparse.SUPPRESS)
     ap.add_argument("--tls-key", help=argparse.SUPPRESS)
+    ap.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_frames:
-        serve_frames(args.serve_frames, args.symbols, args.tls_cert, args.tls_key)
+        serve_frames(args.serve_frames, args.symbols, args.tls_cert, args.tls_key, args.rate)
         return
 
     server = RedisServer(free_port()).start()
-    if args.only == "tls":
+    if args.only:
         res0: dict = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                       "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}"}
         try:
-            res0["tls"] = bench_tls(server.url, args.seconds)
+            if args.only == "tls":
+                res0["tls"] = bench_tls(server.url, args.seconds)
+            elif args.only == "paced":
+                res0["paced"] = bench_paced(server.url, args.seconds)
+            else:
+                sim0 = Sim()
+                try:
+                    res0["feeds"] = bench_feeds(sim0, server.url, args.seconds)
+                finally:
+                    sim0.stop()
         finally:
             server.cleanup()
         write_results(args.out, res0)
@@ -601,6 +776,8 @@ def main() -> None:
         res["latency"] = bench_latency(sim, server.url, args.seconds * 1.5)
         res["latency_corked"] = bench_latency(sim, server.url, args.seconds * 1.5, cork=True)
         res["tls"] = bench_tls(server.url, args.seconds)
+        res["paced"] = bench_paced(server.url, args.seconds)
+        res["feeds"] = bench_feeds(sim, server.url, args.seconds)
         res["memory"] = bench_memory(sim, server.url, 60 if args.quick else 300)
         res["book"] = bench_book()
         res["system"] = system_rss(server.url, sim)

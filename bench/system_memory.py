@@ -1,12 +1,17 @@
 """Whole-system memory: PSS per supervisord program with every feed running on the simulator (`make demo`).
 
-    python -m bench.system_memory [--settle 60] [--port 8765]
+    python -m bench.system_memory [--settle 60] [--modules DIR] [--env NAME=VALUE ...]
 
 Starts the demo system under a private supervisord (its own socket, logs and Redis port), waits
 `--settle` seconds, and reads each program's proportional set size (PSS) from
 /proc/<pid>/smaps_rollup, children included: shared pages (the Python interpreter, libraries)
 are split between the processes that map them, so the sum is the memory the system really
 uses. The simulator is listed apart and left out of the total. Prints a Markdown table.
+
+--modules DIR: every Python program also writes the names in its `sys.modules` after the settle
+time to DIR/<pid>.modules (a `sitecustomize` on PYTHONPATH), to find what a feed imports and never
+uses. --env: extra environment for supervisord and so every program (A/B runs, e.g. an allocator
+setting), recorded in the table's heading.
 """
 
 from __future__ import annotations
@@ -45,12 +50,28 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def measure(settle: float) -> list[tuple[str, int]]:
+SITECUSTOMIZE = """
+import os, sys, threading, time
+def _dump():
+    time.sleep({after})
+    with open(os.path.join({out!r}, f"{{os.getpid()}}.modules"), "w") as f:
+        f.write(" ".join(sys.argv) + "\\n" + "\\n".join(sorted(sys.modules)) + "\\n")
+threading.Thread(target=_dump, daemon=True, name="ltp-bench-modules").start()
+"""
+
+
+def measure(settle: float, modules_dir: Path | None = None, extra_env: dict[str, str] | None = None
+            ) -> list[tuple[str, int]]:
     redis_server = RedisServer().start()
     port = free_port()
     config = demo_config(port)
     config["redis"]["url"] = redis_server.url
-    sv = Supervisor(config, redis_server.url, env={"LTP_DEMO": "1", "LTP_SIM_PORT": str(port)}).start()
+    env = {"LTP_DEMO": "1", "LTP_SIM_PORT": str(port), **(extra_env or {})}
+    if modules_dir is not None:  # diagnostics only: the extra thread and file are not in the figures' runs
+        modules_dir.mkdir(parents=True, exist_ok=True)
+        (modules_dir / "sitecustomize.py").write_text(SITECUSTOMIZE.format(after=settle * 0.8, out=str(modules_dir)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(modules_dir), os.environ.get("PYTHONPATH")]))
+    sv = Supervisor(config, redis_server.url, env=env).start()
     try:
         rpc = sv.rpc()
         wait_for(lambda: rpc.supervisor.getProcessInfo("simulator")["statename"] == "RUNNING", 30)
@@ -76,9 +97,13 @@ def table(rows: list[tuple[str, int]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--settle", type=float, default=60.0)
+    ap.add_argument("--modules", type=Path, help="write each program's sys.modules to DIR/<pid>.modules")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment (repeatable)")
     args = ap.parse_args()
-    print(f"whole system on the simulator after {args.settle:g} s ({os.cpu_count()} cores)\n")
-    print(table(measure(args.settle)))
+    extra = dict(e.split("=", 1) for e in args.env)
+    with_env = f", env {' '.join(args.env)}" if extra else ""
+    print(f"whole system on the simulator after {args.settle:g} s ({os.cpu_count()} cores{with_env})\n")
+    print(table(measure(args.settle, args.modules, extra)))
 
 
 if __name__ == "__main__":
