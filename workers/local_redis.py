@@ -27,6 +27,9 @@ def main() -> None:
         print(exc, flush=True)
         sys.exit(2)
     parsed = urlparse(url)
+    if parsed.scheme != "redis":  # rediss, unix, redis+sentinel (several hosts: no single port to read)
+        print(f"REDIS_URL is a {parsed.scheme}:// URL; not starting a local redis-server", flush=True)
+        return
     host, port = parsed.hostname or "127.0.0.1", parsed.port or 6379
     if parsed.scheme != "redis" or host not in ("127.0.0.1", "localhost"):
         print(f"REDIS_URL points at {host}; not starting a local redis-server", flush=True)

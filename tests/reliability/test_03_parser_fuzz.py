@@ -48,6 +48,9 @@ def delta_streams():
 STREAMS = {**bybit_streams(), **delta_streams()}
 
 
+DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread"}
+
+
 def check(stream, raw: bytes) -> None:
     """The contract: ParseError or a well-formed result."""
     try:
@@ -61,10 +64,14 @@ def check(stream, raw: bytes) -> None:
     for upd in result:
         assert isinstance(upd, Update)
         assert isinstance(upd.symbol, str) and type(upd.event_ts_ms) is int
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in upd.fields.items()), upd.fields
+        # None deletes a field: only quotes that no longer exist (an emptied book side, its IV, the spread).
+        assert all(isinstance(k, str) and (isinstance(v, str) or (v is None and k in DELETABLE))
+                   for k, v in upd.fields.items()), upd.fields
         if "ltp" in upd.fields:  # NaN, infinite or negative prices never reach Redis
-            ltp = float(upd.fields["ltp"])
-            assert math.isfinite(ltp) and ltp >= 0 and not upd.fields["ltp"].startswith("-"), upd.fields
+            ltp_text = upd.fields["ltp"]
+            assert ltp_text is not None
+            ltp = float(ltp_text)
+            assert math.isfinite(ltp) and ltp >= 0 and not ltp_text.startswith("-"), upd.fields
 
 
 @pytest.fixture(params=sorted(STREAMS))

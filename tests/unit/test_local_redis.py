@@ -44,3 +44,13 @@ def test_password_in_redis_url_is_required_by_the_started_server_and_used_to_ask
     finally:
         server.terminate()
         server.wait(10)
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0", "unix:///tmp/x.sock",
+                                 "rediss://127.0.0.1:6380/0"])
+def test_non_local_url_forms_start_no_server_and_do_not_crash(tmp_path, url):
+    cfg = tmp_path / "ltp.yaml"
+    cfg.write_text("redis: {url: redis://127.0.0.1:1/0}\n")
+    env = {**os.environ, "REDIS_URL": url, "LTP_CONFIG": str(cfg), "LTP_VAR": str(tmp_path / "var")}
+    out, _ = run_helper(env).communicate(timeout=20)
+    assert "not starting a local redis-server" in out and "Traceback" not in out
