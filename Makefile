@@ -74,3 +74,8 @@ status:
 
 clean:
 	rm -rf $(VENV) var logs .pytest_cache
+
+# Redis beyond one box: every URL form (password, TLS, unix socket) and a Sentinel failover, with its figures.
+.PHONY: test-redis
+test-redis: dev-install
+	$(VENV)/bin/python -m pytest -q tests/integration/test_redis_urls.py tests/reliability/test_16_sentinel_failover.py

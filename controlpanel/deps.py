@@ -13,6 +13,7 @@ from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
 
 from workers.runtime.config import Config
+from workers.runtime.redis_url import connection_pool
 
 from .ratelimit import RateLimiter
 from .settings import PanelSettings
@@ -36,11 +37,9 @@ class Deps:
 
 
 def panel_redis(url: str, max_connections: int) -> redis.Redis:
-    """A client on a bounded, blocking pool: as many connections as the panel has threads, no more."""
-    pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=REDIS_POOL_WAIT_S, decode_responses=True,
-        socket_timeout=REDIS_SOCKET_TIMEOUT_S, socket_connect_timeout=2, health_check_interval=0, retry_on_timeout=False,
-    )
+    """A client on a bounded, blocking pool: as many connections as the panel has threads, no more.
+    Any URL form the feeds take (`workers.runtime.redis_url`), built the same way."""
+    pool = connection_pool(url, REDIS_SOCKET_TIMEOUT_S, 2, max_connections=max_connections, pool_timeout=REDIS_POOL_WAIT_S)
     return redis.Redis(connection_pool=pool)
 
 

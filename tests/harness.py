@@ -369,3 +369,123 @@ class RawWsServer:
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.close()
+
+
+# -- Redis as deployed beyond one box: password, TLS, unix socket, Sentinel ----------------------
+
+
+class ConfiguredRedis(RedisServer):
+    """A private redis-server with extra arguments (`--requirepass`, `--tls-port` ..., `--unixsocket`,
+    `--replicaof`). `tcp=False`: no TCP port at all (a unix-socket-only or TLS-only server);
+    `client_kwargs` tell `client()` how to reach it (password, ssl_*, unix_socket_path, port)."""
+
+    def __init__(self, *args: str, tcp: bool = True, client_kwargs: dict | None = None) -> None:
+        super().__init__()
+        self.args = list(args)
+        self.tcp = tcp
+        self.client_kwargs = client_kwargs or {}
+
+    def client(self) -> redis.Redis:
+        where: dict[str, Any] = {"host": "127.0.0.1", "port": self.port} if self.tcp else {}
+        return redis.Redis(**{**where, **self.client_kwargs}, decode_responses=True, socket_timeout=5)
+
+    def start(self) -> ConfiguredRedis:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port if self.tcp else 0), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: self.client().ping(), 10)
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no goodbye to clients, replicas or sentinels."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class SentinelSet:
+    """One master, one replica and `n` sentinels (`redis-server --sentinel`, the same binary as
+    Debian's redis-sentinel) on loopback, each in its own temp dir on a free port; a failover is
+    quick: `down_after_ms` to notice, `failover_timeout_ms` bounds a failover attempt."""
+
+    def __init__(self, service: str = "mymaster", n: int = 3, quorum: int = 2, down_after_ms: int = 1000,
+                 failover_timeout_ms: int = 2000) -> None:
+        self.service = service
+        self.n = n
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.master: ConfiguredRedis | None = None
+        self.replica: ConfiguredRedis | None = None
+        self.sentinel_ports: list[int] = []
+        self.sentinel_dirs: list[str] = []
+        self.sentinel_procs: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def sentinel(self, i: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[i], decode_responses=True, socket_timeout=2)
+
+    def master_addr(self, i: int = 0) -> tuple[str, int]:
+        host, port = self.sentinel(i).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+        return host, int(port)
+
+    def sentinel_state(self, i: int = 0) -> dict[str, str]:
+        flat = self.sentinel(i).execute_command("SENTINEL", "MASTER", self.service)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    def start(self) -> SentinelSet:
+        try:
+            return self._start()
+        except BaseException:
+            self.cleanup()  # nothing left running when the set does not come up
+            raise
+
+    def _start(self) -> SentinelSet:
+        self.master = ConfiguredRedis().start()
+        self.replica = ConfiguredRedis("--replicaof", "127.0.0.1", str(self.master.port)).start()
+        wait_for(lambda: self.replica.client().info("replication")["master_link_status"] == "up", 10)
+        for _ in range(self.n):
+            port, d = free_port(), tempfile.mkdtemp(prefix="ltp-sentinel-")
+            conf = Path(d) / "sentinel.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {d}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {self.quorum}\n"
+                f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+                f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
+                f"sentinel parallel-syncs {self.service} 1\n"
+            )
+            self.sentinel_ports.append(port)
+            self.sentinel_dirs.append(d)
+            self.sentinel_procs.append(subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+                                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def all_see_each_other() -> bool:
+            for i in range(self.n):
+                state = self.sentinel_state(i)
+                if int(state["num-other-sentinels"]) < self.n - 1 or int(state["num-slaves"]) < 1:
+                    return False
+            return True
+
+        wait_for(all_see_each_other, 20, 0.2)
+        return self
+
+    def cleanup(self) -> None:
+        for proc in self.sentinel_procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        for d in self.sentinel_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        for node in (self.master, self.replica):
+            if node is not None:
+                node.cleanup()

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from workers.registry import FEEDS, KNOWN_EXCHANGES, KNOWN_FEEDS
+from workers.runtime.redis_url import ALLOWED as REDIS_URL_FORMS
+from workers.runtime.redis_url import check as check_redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = ROOT / "exchanges.yaml"
@@ -199,8 +201,10 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
     publish = _bool("redis.publish", redis_cfg.get("publish", True))
     history_len = _int_range(0, 10_000)("redis.history_len", redis_cfg.get("history_len", 60))
     url = redis_url or redis_cfg.get("url") or DEFAULT_REDIS_URL
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("redis.url", f"expected a Redis URL, got {_describe(url)}", "redis://host:port/db, unix:///path")
+    try:
+        check_redis_url(url)
+    except ValueError as exc:
+        raise ConfigError("redis.url", str(exc), REDIS_URL_FORMS) from None
 
     defaults = _mapping("defaults", data.get("defaults") or {})
     _check_keys("defaults", defaults, list(DEFAULTABLE))

@@ -1,0 +1,165 @@
+"""Every Redis URL form ltp accepts, against a real redis-server: a real RedisSink writes through
+its raw-socket fast path and the data is read back, through the panel's client too.
+
+Password (`requirepass`, and an ACL user), TLS (`rediss://` with the test CA and a client
+certificate, as redis-server's TLS asks by default), a unix socket. Sentinel: tests/reliability/test_16_*.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from controlpanel.deps import panel_redis
+from tests.harness import ConfiguredRedis, wait_for
+from workers.runtime.config import ConfigError, parse_config
+from workers.runtime.model import Update
+from workers.runtime.sink import RedisSink, redis_client
+from workers.runtime.stats import FeedStats
+
+SYMBOLS = [f"S{i}" for i in range(20)]
+
+
+def write_and_read_back(url: str, server: ConfiguredRedis, prefix: str = "t") -> None:
+    """A sink writes every symbol twice (the second through the pipelined path with replies
+    outstanding), the hashes, index and pub/sub land; the panel's client reads the same."""
+    stats = FeedStats(prefix, SYMBOLS)
+    sink = RedisSink(url, prefix, stats, history_len=5)
+    sink.start()
+    try:
+        direct = server.client()
+        sub = direct.pubsub()
+        sub.subscribe(f"{prefix}:S0")
+        wait_for(lambda: sub.get_message(timeout=0.1) is not None, 5)  # the subscribe confirmation
+        for round_ in (1, 2):
+            now = int(time.time() * 1000)
+            sink.stage([Update(s, {"ltp": f"{round_}.{i}"}, now) for i, s in enumerate(SYMBOLS)], now)
+            sink.flush()
+        wait_for(lambda: all(direct.hget(f"{prefix}:{s}", "ltp") == f"2.{i}" for i, s in enumerate(SYMBOLS)), 5)
+        assert direct.scard(f"ltp:symbols:{prefix}") == len(SYMBOLS)
+        msg = wait_for(lambda: sub.get_message(timeout=0.1), 5)
+        assert msg["channel"] == f"{prefix}:S0"
+        assert stats.redis_errors == 0 and sink.connected
+        panel = panel_redis(url, 2)
+        assert panel.hget(f"{prefix}:S19", "ltp") == "2.19"
+        assert redis_client(url).hget(f"{prefix}:S3", "ltp") == "2.3"
+        sub.close()
+    finally:
+        sink.close()
+
+
+def test_password_requirepass():
+    server = ConfiguredRedis("--requirepass", "s3cret pass", client_kwargs={"password": "s3cret pass"}).start()
+    try:
+        write_and_read_back(f"redis://:s3cret%20pass@127.0.0.1:{server.port}/0", server)
+        # a wrong password: the sink counts errors and keeps the data pending, nothing crashes
+        stats = FeedStats("bad", ["X"])
+        sink = RedisSink(f"redis://:wrong@127.0.0.1:{server.port}/0", "bad", stats)
+        now = int(time.time() * 1000)
+        sink.stage([Update("X", {"ltp": "1"}, now)], now)
+        sink.flush()
+        assert stats.redis_errors >= 1 and not sink.connected and sink.pending_count() == 1
+        sink.close(0.2)
+    finally:
+        server.cleanup()
+
+
+def test_acl_user_and_db():
+    server = ConfiguredRedis("--user", "default", "off", "--user", "ltp", "on", ">pw", "~*", "&*", "+@all",
+                             client_kwargs={"username": "ltp", "password": "pw", "db": 3}).start()
+    try:
+        write_and_read_back(f"redis://ltp:pw@127.0.0.1:{server.port}/3", server)
+        assert server.client().dbsize() > 0
+    finally:
+        server.cleanup()
+
+
+def tls_server(tls_certs, *extra: str) -> ConfiguredRedis:
+    c = tls_certs
+    port = ConfiguredRedis().port  # a free port for TLS; the plain port is off
+    return ConfiguredRedis(
+        "--tls-port", str(port), "--tls-cert-file", str(c.server_cert), "--tls-key-file", str(c.server_key),
+        "--tls-ca-cert-file", str(c.ca_cert), *extra, tcp=False,
+        client_kwargs={"host": "127.0.0.1", "port": port, "ssl": True, "ssl_ca_certs": str(c.ca_cert),
+                       "ssl_certfile": str(c.client_cert), "ssl_keyfile": str(c.client_key)},
+    ).start()
+
+
+def test_rediss_with_test_ca_and_client_certificate(tls_certs):
+    server = tls_server(tls_certs)
+    c, port = tls_certs, server.client_kwargs["port"]
+    try:
+        url = (f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={c.ca_cert}"
+               f"&ssl_certfile={c.client_cert}&ssl_keyfile={c.client_key}")
+        write_and_read_back(url, server)
+        # The fast path under load: many batches with replies outstanding, read without blocking.
+        stats = FeedStats("load", ["X"])
+        sink = RedisSink(url, "load", stats)
+        for n in range(2000):
+            now = int(time.time() * 1000)
+            sink.stage([Update(f"K{n % 50}", {"ltp": str(n)}, now)], now)
+            sink.flush()
+        sink.close()
+        assert stats.redis_errors == 0
+        assert server.client().hget("load:K49", "ltp") == "1999"
+    finally:
+        server.cleanup()
+
+
+def test_rediss_refuses_a_server_outside_the_given_ca(tls_certs, tmp_path):
+    from tests.harness import TlsCerts
+
+    other = TlsCerts(tmp_path / "other", name="another CA")
+    server = tls_server(tls_certs)
+    try:
+        url = f"rediss://127.0.0.1:{server.client_kwargs['port']}/0?ssl_ca_certs={other.ca_cert}"
+        stats = FeedStats("x", ["X"])
+        sink = RedisSink(url, "x", stats)
+        now = int(time.time() * 1000)
+        sink.stage([Update("X", {"ltp": "1"}, now)], now)
+        sink.flush()
+        assert stats.redis_errors >= 1 and not sink.connected
+        sink.close(0.2)
+        with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+            redis_client(url).ping()
+    finally:
+        server.cleanup()
+        other.cleanup()
+
+
+def test_unix_socket():
+    probe = ConfiguredRedis()
+    path = f"{probe.dir}/redis.sock"
+    server = ConfiguredRedis("--unixsocket", path, "--unixsocketperm", "700", tcp=False,
+                             client_kwargs={"unix_socket_path": path})
+    server.dir = probe.dir
+    server.start()
+    try:
+        write_and_read_back(f"unix://{path}?db=0", server)
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:pw@10.0.0.5:6379/0", "unix:///run/redis/redis.sock?db=2",
+    "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0", "redis+sentinel://u:p@h1:26379/mymaster",
+])
+def test_config_accepts_the_documented_forms(url):
+    assert parse_config({"redis": {"url": url}}).redis_url == url
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://h:6379", "expected a Redis URL"),
+    ("redis+sentinel://h1:26379", "/service"),
+    ("redis+sentinel://h1/mymaster", "not host:port"),
+    ("rediss://h:6380/0?ssl_ca_certs=/no/such/ca.pem", "no such file"),
+    ("redis://h:6379/0?sslcacerts=x", "unexpected keyword"),
+])
+def test_config_names_the_allowed_forms(url, problem):
+    with pytest.raises(ConfigError) as info:
+        parse_config({"redis": {"url": url}})
+    text = str(info.value)
+    assert "redis.url" in text and problem in text
+    assert "rediss://" in text and "unix://" in text and "redis+sentinel://" in text
