@@ -115,6 +115,18 @@ class BybitSession(SimSession):
         if self.category == "spot" and len(args) > SPOT_MAX_ARGS_PER_REQUEST:
             await self.send({"success": False, "ret_msg": f"args size >{SPOT_MAX_ARGS_PER_REQUEST}", **base})
             return
+        faults = self.sim.faults
+        if op == "subscribe":
+            self.sim.subscribe_requests += 1
+        if op == "subscribe" and faults.sub_internal_error > 0:
+            faults.sub_internal_error -= 1
+            await self.send({"success": False, "ret_msg": "Internal error, please retry", **base})
+            await self.ws.close()
+            return
+        if op == "subscribe" and faults.ack_unrequested > 0:
+            faults.ack_unrequested -= 1
+            await self.send({"success": False, "ret_msg": "error:handler not found,topic:tickers.NOTASKEDUSDT", **base})
+            return
         bad = [t for t in args if not self._valid(t)]
         if self.category == "option":
             # Options answer per topic: refused ones are listed in failTopics.
@@ -146,6 +158,8 @@ class BybitSession(SimSession):
         faults = self.sim.faults
         while faults.garbage:
             await self.send(faults.garbage.pop(0))
+        if faults.no_data:
+            return
         ts = now_ms() + faults.future_ts_ms
         for symbol, snapshot_sent in list(self.tickers.items()):
             inst = self.sim.instrument(self.category, symbol)
@@ -221,6 +235,7 @@ class BybitSim(ExchangeSim):
 
     def __init__(self, sim) -> None:
         super().__init__(sim)
+        self.subscribe_requests = 0  # subscribe requests received, every connection
         self._instruments: dict[tuple[str, str], Instrument] = {}
         self.page_size = 1000  # instruments-info page size; tests lower it to exercise the cursor
         self.u_max_step = 1          # deltas advance u by 1..u_max_step

@@ -36,6 +36,9 @@ class Faults:
     future_ts_ms: int = 0                # shift event timestamps (clock skew tests)
     ws_heartbeat: float = 0.0            # > 0: new connections get RFC 6455 pings this often and are
                                          # closed by the server when a pong does not come back in time
+    no_data: bool = False                # market data paused; pongs, acks and other replies still sent
+    sub_internal_error: int = 0          # Bybit: the next N subscribe requests refused naming no topic, then closed
+    ack_unrequested: int = 0             # Bybit: the next N subscribe requests refused naming a topic nobody asked for
 
 
 class SimSession:

@@ -24,6 +24,9 @@ Facts (see NOTES in the issue tracker and bybit-exchange/docs):
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from orjson import dumps
@@ -51,6 +54,11 @@ MAX_ARGS_PER_REQUEST = {"spot": 10, "linear": 200, "option": 200}
 MAX_ARGS_PER_CONNECTION: dict[str, int | None] = {"spot": None, "linear": None, "option": 2000}
 MAX_ARGS_CHARS_PER_CONNECTION = 21_000
 PING_FRAME = '{"op":"ping"}'
+# Re-subscriptions (the rest of a refused request, an unattributed refusal) per connection:
+# 3 at once, then one per 2 s; held-back topics leave together with the next one.
+RESUBSCRIBE_BURST = 3
+RESUBSCRIBE_INTERVAL_S = 2.0
+RESUBSCRIBE_KEY = "resubscribe"
 
 _IGNORED = Control(IGNORED)
 _PONG = Control(PONG)
@@ -93,11 +101,57 @@ class BybitStream:
         self.category = category
         self.topics = topics
         self.ping_interval: float | None = ping_interval
+        self.clock: Callable[[], float] = time.monotonic
+        self._retry_lock = threading.Lock()
+        self._new_connection_state()
+
+    def _new_connection_state(self) -> None:
+        self._requests: dict[str, list[str]] = {}
+        # Re-sent subscriptions on this connection: `RESUBSCRIBE_BURST` at once, then one per
+        # `RESUBSCRIBE_INTERVAL_S`; what the limiter holds back waits in `_pending` and leaves
+        # with the next due one (`due_frames`, from the keepalive thread), all topics together.
+        self.resubscribes = Limiter(RESUBSCRIBE_INTERVAL_S, RESUBSCRIBE_BURST, clock=lambda: self.clock())
+        self._pending: dict[str, None] = {}  # topics waiting for a re-subscribe, in order
 
     def on_connect(self) -> list[str]:
         self.reset()
-        self._requests: dict[str, list[str]] = {}
+        with self._retry_lock:
+            self._new_connection_state()
         return [self._subscribe(batch) for batch in batches(self.topics, self.category)]
+
+    def resubscribe_frames(self) -> list[str]:
+        """Every topic again on this connection (no data came for too long, pongs did): unsubscribe
+        first (Bybit refuses a topic already subscribed), fresh parser state for the new snapshots."""
+        self.reset()
+        groups = batches(self.topics, self.category)
+        unsubs = [subscribe_frame(f"unsub-{i}", g, "unsubscribe") for i, g in enumerate(groups)]
+        return unsubs + [self._subscribe(g) for g in groups]
+
+    def _retry(self, topics: list[str]) -> tuple[str, ...]:
+        """Subscribe `topics` again, within this connection's re-subscribe limit: the frames to send now
+        (none when the limiter holds them back: `due_frames` sends them when a token is due)."""
+        with self._retry_lock:
+            for t in topics:
+                if t in self.topics:
+                    self._pending[t] = None
+            return self._drain()
+
+    def _drain(self) -> tuple[str, ...]:
+        if not self._pending or not self.resubscribes.allow(RESUBSCRIBE_KEY):
+            return ()
+        todo, self._pending = list(self._pending), {}
+        return tuple(self._subscribe(batch) for batch in batches(todo, self.category))
+
+    def due_frames(self) -> tuple[str, ...]:
+        """Re-subscribes the limiter held back and now allows (called by the keepalive thread)."""
+        if not self._pending or not self.resubscribes.ready(RESUBSCRIBE_KEY):
+            return ()
+        with self._retry_lock:
+            return self._drain()
+
+    def retry_wait(self) -> float:
+        """Seconds until held-back re-subscribes may go (0 if none wait)."""
+        return self.resubscribes.wait(RESUBSCRIBE_KEY) if self._pending else 0.0
 
     def _subscribe(self, topics: list[str]) -> str:
         req_id = f"sub-{len(self._requests)}"
@@ -111,8 +165,20 @@ class BybitStream:
                 self.topics.remove(t)
         batch = self._requests.get(req_id) if isinstance(req_id, str) else None
         rest = [t for t in batch or () if t not in topics]
-        frames = (self._subscribe(rest),) if rest and batch is not None else ()
+        # Through the limiter: an ack naming a topic this request did not ask for would otherwise
+        # re-send the whole batch at once on every such ack (a resubscribe storm).
+        frames = self._retry(rest) if rest and batch is not None else ()
         return Control(SUB_REJECTED, reason, tuple(topics), frames)
+
+    def _refused_unattributed(self, reason: str, req_id: Any, failed: list[str]) -> Control:
+        """A refusal that names no topic ("Internal error, please retry"): transient. The topics stay
+        followed (the next connection subscribes them all) and are retried here, with backoff."""
+        batch = self._requests.get(req_id) if isinstance(req_id, str) else None
+        topics = list(batch or failed)
+        frames = self._retry(topics)
+        when = "now" if frames else f"in {self.retry_wait():.1f}s"
+        return Control(SEND, f"subscribe refused without naming a topic ({reason[:120]}); "
+                             f"{len(topics)} topic(s) kept, retrying {when}", (), frames)
 
     def reset(self) -> None:
         """Forget per-connection state; subclasses with books or merged tickers extend it."""
@@ -154,9 +220,8 @@ class BybitStream:
                 topic = rejected_topic(reason)
                 if topic:
                     return self._refused(reason, [topic], req_id)
-                # No topic named: the whole request is refused.
-                batch = self._requests.get(req_id) if isinstance(req_id, str) else None
-                return self._refused(reason, list(batch or failed or ["?"]), None)
+                # No topic named: nothing to blame, keep every topic and retry.
+                return self._refused_unattributed(reason, req_id, failed)
             if failed:
                 return self._refused("listed in failTopics", failed, None)
             ok = data.get("successTopics")

@@ -6,6 +6,8 @@ run_feed(feed_id, builder); the builder returns the feed's sources for its confi
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import logging
 import os
 import signal
@@ -18,7 +20,7 @@ from typing import NoReturn, Protocol
 
 import yaml
 
-from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, Config, ConfigError, ServiceConfig, load_config
+from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, ROOT, Config, ConfigError, ServiceConfig, load_config
 from .model import Update
 from .sink import RedisSink
 from .stats import SUBSCRIBED, FeedStats
@@ -62,13 +64,14 @@ class FeedContext:
 
     def accept_listed(self, wanted: Iterable[str], listed: Collection[str], what: str) -> list[str]:
         """The wanted symbols the exchange lists; each other one is reported once (stats.reject), never subscribed."""
-        ok = []
+        ok, refused = [], []
         for sym in wanted:
             if sym in listed:
                 self.stats.rejected.pop(sym, None)
                 ok.append(sym)
             else:
-                self.stats.reject(sym, f"not a {what}; not subscribed")
+                refused.append(sym)
+        self.stats.reject_many(refused, f"not a {what}; not subscribed")  # one log line, not one per symbol
         return ok
 
 
@@ -95,6 +98,10 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         service = config.service(service_id)
     except ConfigError as exc:
         _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
+
+    _die_with_parent(log)
+    _single_instance(service_id, log)
+    parent = os.getppid()
 
     stats = FeedStats(service_id, service.symbols, log)
     sink = RedisSink(
@@ -132,7 +139,9 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         src.start()
 
     while not stop.wait(0.5):
-        pass
+        if os.getppid() != parent:  # the supervisor died (PR_SET_PDEATHSIG covers Linux; this, the rest)
+            log.error("parent process %d (supervisord) is gone; stopping", parent)
+            break
 
     deadline = time.monotonic() + STOP_BUDGET_S
     status.halt()  # no liveness marks from here on: the last one is `stopped`
@@ -141,12 +150,71 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     for src in sources:
         src.join(max(0.0, deadline - time.monotonic() - 0.8))
     sink.close(max(0.1, deadline - time.monotonic() - 0.3))
-    if sink.connected:
-        sink.mark_all_stale("stopped")  # every key of the prefix: nothing writes them any more
-    status.stop()
+
+    def final_writes() -> None:
+        if sink.connected:
+            sink.mark_all_stale("stopped")  # every key of the prefix: nothing writes them any more
+        status.stop()
+
+    # A hung Redis (accepts, never answers) must not hold the exit past the budget.
+    last = threading.Thread(target=final_writes, name="final-writes", daemon=True)
+    last.start()
+    last.join(max(0.2, deadline - time.monotonic()))
+    if last.is_alive():
+        log.warning("Redis did not take the final writes within the stop budget; exiting without them")
     log.info("stopped after %d messages", stats.messages_total)
     logging.shutdown()
     os._exit(0)  # daemon threads blocked in a socket call must not delay the exit
+
+
+PR_SET_PDEATHSIG = 1
+_lock_fd: int | None = None  # held for the process's lifetime: the single-instance lock
+
+
+def _die_with_parent(log: logging.Logger) -> None:
+    """SIGTERM this process when its parent (supervisord) dies, even by `kill -9`: no orphan feeds
+    under pid 1 writing the same keys as the next supervisord's. Linux only; elsewhere the main
+    loop's parent-pid check does it within 0.5 s."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as exc:
+        log.warning("prctl(PR_SET_PDEATHSIG) unavailable: %s", exc)
+
+
+def lock_path(service_id: str) -> Path:
+    return Path(os.environ.get("LTP_VAR") or ROOT / "var") / "locks" / f"{service_id}.lock"
+
+
+def _single_instance(service_id: str, log: logging.Logger) -> None:
+    """Refuse to run a second instance of a feed on this host: an exclusive `flock` on
+    `$LTP_VAR/locks/<feed>.lock`, held until the process ends (the kernel drops it, even on kill -9).
+    The file holds the owner's pid, named in the refusal."""
+    global _lock_fd
+    path = lock_path(service_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        log.warning("no single-instance lock (%s: %s); running without it", path, exc.strerror or exc)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        log.error("another instance of %s is already running (pid %s holds %s); refusing to start",
+                  service_id, holder, path)
+        logging.shutdown()
+        os._exit(3)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _lock_fd = fd
 
 
 def _config_error(service_id: str, exc: ConfigError, redis_url: str, prefix: str | None) -> NoReturn:
@@ -210,7 +278,7 @@ def _hints_of_unchecked_config(service_id: str) -> tuple[str, str | None]:
     try:
         data = yaml.safe_load(Path(os.environ.get("LTP_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
         raw_url = data.get("redis", {}).get("url")
-        if not url and isinstance(raw_url, str) and raw_url.startswith(("redis://", "rediss://", "unix://")):
+        if not url and isinstance(raw_url, str) and raw_url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
             url = raw_url
         for ex in (data.get("exchanges") or {}).values():
             svc = ((ex or {}).get("services") or {}).get(service_id)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -35,6 +36,7 @@ import redis
 from orjson import dumps
 
 from .model import Update
+from .redis_url import client as url_client
 from .stats import FeedStats
 from .timefmt import iso_ms, now_ms
 
@@ -143,6 +145,8 @@ def mark_stale(client: redis.Redis, prefix: str, cause: str, *, status_key: str 
 
 
 SOCKET_TIMEOUT_S = 5
+ERROR_REPLAY_FIRST_S = 0.25  # after an error reply: full rewrite, then waits doubling to ERROR_REPLAY_MAX_S
+ERROR_REPLAY_MAX_S = 5.0
 MAX_UNREAD_REPLIES = 20_000  # replies outstanding before a flush waits for Redis to catch up
 
 
@@ -161,11 +165,24 @@ def _kernel_timeouts(sock: socket.socket | None, seconds: int) -> None:
 
 
 def redis_client(url: str, timeout: float = SOCKET_TIMEOUT_S, connect_timeout: float = 2) -> redis.Redis:
-    """A client whose calls fail fast when Redis is away, so callers can back off."""
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=connect_timeout, decode_responses=True,
-        health_check_interval=0, retry_on_timeout=False,
-    )
+    """A client whose calls fail fast when Redis is away, so callers can back off. Any form of
+    `redis_url.FORMS` (TCP, TLS, unix socket, Sentinel): the sink's writing connection comes from
+    its pool, so it reconnects the same way (to the current master, under Sentinel)."""
+    return url_client(url, timeout, connect_timeout)
+
+
+def _recv_nowait(sock: socket.socket) -> bytes:
+    """What has arrived, without waiting (BlockingIOError if nothing). A TLS socket takes no recv
+    flags: it is switched to non-blocking for the one read (the kernel timeouts stay set)."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return sock.recv(65536, socket.MSG_DONTWAIT)
+    sock.setblocking(False)
+    try:
+        return sock.recv(65536)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        raise BlockingIOError from None
+    finally:
+        sock.setblocking(True)
 
 
 class RedisSink:
@@ -206,6 +223,11 @@ class RedisSink:
         # because Redis may return empty. Bounded by the number of instruments.
         self._written: dict[str, list[Any]] = {}
         self._replay = False
+        # An error reply asks for a full rewrite (`_reply_failed`), at `_error_replay_at` at the earliest.
+        self._error_replay = False
+        self._error_replay_at = 0.0
+        self._error_backoff = ERROR_REPLAY_FIRST_S
+        self._error_last = -1e9
         # symbol -> its `stale` value in Redis, for keys marked stale; the next write of one removes
         # the mark. "" = maybe marked by someone else (the panel): removed at the next write, never re-set.
         self._marked: dict[str, str] = {}
@@ -275,7 +297,9 @@ class RedisSink:
             self._wakeup.wait(0.5)
             self._wakeup.clear()
             with self._io_lock:
-                ok = self._write_pending() if self._pending or self._replay or self._reconcile_job else True
+                self._read_ready_replies()  # error replies of an idle feed's last writes are seen too
+                due = self._error_replay and time.monotonic() >= self._error_replay_at
+                ok = self._write_pending() if self._pending or self._replay or self._reconcile_job or due else True
             if not ok:
                 if self._stopping.is_set():
                     return
@@ -289,11 +313,25 @@ class RedisSink:
                 self._settle()
                 return
 
+    def _read_ready_replies(self) -> None:
+        sock = self._tuned_sock
+        if sock is None or not self._unread:
+            return
+        try:
+            self._read_replies(sock, False)
+        except (redis.RedisError, OSError):
+            pass  # the next send finds the broken connection and reports it
+
     def _write_pending(self) -> bool:
         """Swap out what is pending and write it; on failure it stays pending, merged with newer updates."""
         if self._reconcile_job is not None and not self._run_reconcile(self._client):
             self._failed(redis.ConnectionError("start-up reconciliation not done"), {})
             return False
+        if self._error_replay and time.monotonic() >= self._error_replay_at:
+            self._error_replay = False
+            self._replay = True
+            self._error_replay_at = time.monotonic() + self._error_backoff
+            self._error_backoff = min(self._error_backoff * 2, ERROR_REPLAY_MAX_S)
         with self._lock:
             batch, self._pending = self._pending, {}
         pending = batch
@@ -514,7 +552,7 @@ class RedisSink:
         reader = self._reader
         while self._unread > down_to:
             try:
-                data = sock.recv(65536) if wait else sock.recv(65536, socket.MSG_DONTWAIT)
+                data = sock.recv(65536) if wait else _recv_nowait(sock)
             except BlockingIOError:
                 if wait:
                     raise redis.TimeoutError(f"Redis did not answer within {SOCKET_TIMEOUT_S} s") from None
@@ -527,6 +565,21 @@ class RedisSink:
                 self._unread -= 1
                 if isinstance(reply, hiredis.ReplyError):
                     self.stats.error("redis_reply", str(reply), parse=False)
+                    self._reply_failed()
+
+    def _reply_failed(self) -> None:
+        """An error reply (OOM at maxmemory, READONLY, WRONGTYPE...) is a write that did not happen, and
+        the reply does not say which: every key's full state and the symbol index are rewritten, as
+        after a connection error, with backoff (0.25 s doubling to 5 s) while Redis keeps refusing."""
+        now = time.monotonic()
+        if not self._error_replay:
+            if now - self._error_last > 10.0:
+                self._error_backoff = ERROR_REPLAY_FIRST_S
+            self._error_replay = True
+            self._error_replay_at = max(self._error_replay_at, now)
+        self._error_last = now
+        self._indexed.clear()
+        self._wakeup.set()
 
     def _settle(self) -> None:
         """Wait for every outstanding reply (before exit: closing with unread replies would reset the connection)."""

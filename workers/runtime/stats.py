@@ -10,6 +10,7 @@ SUBSCRIBED = "subscribed"
 RECONNECTING = "reconnecting"
 STOPPED = "stopped"
 CONFIG_ERROR = "config_error"  # the feed refused to start: exchanges.yaml has a bad value
+LOG_FIRST_N = 20  # rejections named in one log line; the rest counted
 
 
 class FeedStats:
@@ -62,7 +63,19 @@ class FeedStats:
 
     def reject(self, what: str, reason: str) -> None:
         """The exchange refused a symbol or topic: report it once, keep it in the status hash."""
-        if what not in self.rejected:
-            self._log.error("exchange rejected %s: %s", what, reason)
-        self.rejected[what] = reason
-        self.last_error = f"rejected {what}: {reason}"[:300]
+        self.reject_many([what], reason)
+
+    def reject_many(self, items: list[str] | tuple[str, ...], reason: str) -> None:
+        """Several refused at once: one log line (count + the first `LOG_FIRST_N`), each kept in `rejected`."""
+        new = [w for w in items if w not in self.rejected]
+        for what in items:
+            self.rejected[what] = reason
+        if new:
+            listed = ", ".join(new[:LOG_FIRST_N]) + (f" and {len(new) - LOG_FIRST_N} more" if len(new) > LOG_FIRST_N else "")
+            if len(new) == 1:
+                self._log.error("exchange rejected %s: %s", listed, reason)
+            else:
+                self._log.error("exchange rejected %d: %s: %s", len(new), listed, reason)
+        if items:
+            more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
+            self.last_error = f"rejected {items[0]}{more}: {reason}"[:300]

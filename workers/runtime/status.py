@@ -33,6 +33,7 @@ STATUS_KEY = "service:status:{service_id}"
 STARTS_KEY = "service:starts:{service_id}"  # no TTL: how many times this feed's process has started
 REFRESH_S = 1.0
 TTL_S = 10
+REJECTED_CAP = 100  # refusals listed in the status hash's `rejected`; `rejected_count` has the total
 STOPPED_TTL_S = 7 * 24 * 3600  # a clean stop stays readable (the panel shows "stopped")
 CONFIG_ERROR_TTL_S = STOPPED_TTL_S  # so does a configuration error, until a start with a good file
 
@@ -88,13 +89,27 @@ class StatusReporter:
         self.starts_key = STARTS_KEY.format(service_id=stats.service_id)
         self._starts: int | None = None  # counted once, at the first publish Redis accepts
         self._client = redis_client(redis_url)
+        self._quick = redis_client(redis_url, START_TIMEOUT_S, START_TIMEOUT_S)  # the stop path: bounded
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status", daemon=True)
         self._prev = (time.monotonic(), 0)
+        self._rejected_key: tuple = ()
+        self._rejected_cache = "{}"
         self._rate = 0.0
 
     def start(self) -> None:
         self._thread.start()
+
+    def _rejected_json(self) -> str:
+        """The `rejected` field: the first REJECTED_CAP refusals (sorted), the total in `rejected_count`.
+        10,000 symbols with 9,000 unknown must not rewrite a megabyte every second."""
+        rejected = self.stats.rejected
+        key = (len(rejected), next(iter(rejected), None), next(reversed(rejected), None))
+        if key != self._rejected_key:
+            first = sorted(list(rejected))[:REJECTED_CAP]  # list(): one C-level copy (another thread adds)
+            self._rejected_cache = json.dumps({k: rejected.get(k, "") for k in first}, sort_keys=True)
+            self._rejected_key = key
+        return self._rejected_cache
 
     def snapshot(self) -> dict[str, str]:
         s = self.stats
@@ -119,17 +134,20 @@ class StatusReporter:
             "pending_writes": str(self.sink.pending_count()) if self.sink else "0",
             "last_error": s.last_error,
             "errors_by_kind": json.dumps(s.errors_by_kind, sort_keys=True),
-            "rejected": json.dumps(s.rejected, sort_keys=True),
+            "rejected": self._rejected_json(),
+            "rejected_count": str(len(s.rejected)),
             "no_data": json.dumps(s.no_data),
             "symbols": ",".join(s.symbols),
             "updated_at": iso_ms(int(time.time() * 1000)),
         }
 
-    def publish(self, ttl: int = TTL_S) -> bool:
+    def publish(self, ttl: int = TTL_S, quick: bool = False) -> bool:
+        """`quick` (the stop path): START_TIMEOUT_S per call, and no start count if none was made yet."""
+        client = self._quick if quick else self._client
         try:
-            if self._starts is None:
+            if self._starts is None and not quick:
                 self._starts = int(self._client.incr(self.starts_key))  # type: ignore[arg-type]  # sync client
-            pipe = self._client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             pipe.hset(self.key, mapping=self.snapshot())
             pipe.expire(self.key, ttl)
             added = pipe.execute()[0]
@@ -198,5 +216,5 @@ class StatusReporter:
         """Write the final `stopped` state; it is kept long enough for the panel to show."""
         self.halt()
         self.stats.state = STOPPED
-        if not self.publish(STOPPED_TTL_S):
+        if not self.publish(STOPPED_TTL_S, quick=True):
             log.warning("could not record the stopped state in Redis")

@@ -43,6 +43,9 @@ from .wsframe import BINARY, CLOSE, OVERSIZED, PING, FrameDecoder, ProtocolError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+CLOSE_NORMAL = struct.pack("!H", 1000)
+DEFAULT_DATA_TIMEOUT_S = 120.0
+KEEPALIVE_LOCK_WAIT_S = 0.2  # the keepalive thread never waits longer for the send lock
 RECV_BYTES = 65536
 
 
@@ -119,6 +122,38 @@ def tls_reader(sock: ssl.SSLSocket) -> Callable[[], bytes]:
         return view[:n].tobytes()
 
     return read
+
+
+def bounded_send(sock: socket.socket, timeout: float, stopping: threading.Event | None = None) -> Callable[[bytes], int]:
+    """websocket-client's `_send` for a plain (ws://) socket: waits for room at most `timeout`, then raises.
+
+    websocket-client's own send on a blocking socket falls back to select() with the socket's timeout,
+    None here: a server that stops reading held the sender (and the send lock every other sender
+    waits on) forever. This one sends with MSG_DONTWAIT and waits in poll() for room, up to
+    `timeout` without progress, and gives up at once when the connection is being stopped."""
+    fd = sock.fileno()
+    raw_send = sock.send
+    dontwait = socket.MSG_DONTWAIT
+
+    def send(data: bytes) -> int:
+        deadline = time.monotonic() + timeout
+        poller: select.poll | None = None
+        while True:
+            try:
+                return raw_send(data, dontwait)
+            except (BlockingIOError, InterruptedError):
+                pass
+            now = time.monotonic()
+            if now >= deadline:
+                raise websocket.WebSocketTimeoutException(f"send blocked for {timeout:g}s: the server reads nothing")
+            if stopping is not None and stopping.is_set():
+                raise websocket.WebSocketConnectionClosedException("stopping")
+            if poller is None:
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+            poller.poll(min(100.0, (deadline - now) * 1000))
+
+    return send
 
 
 def nonblocking_sends_wait(sock: ssl.SSLSocket, timeout: float) -> None:
@@ -261,6 +296,7 @@ class WsConnection:
         connect_timeout: float = 10.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         backoff: Backoff | None = None,
+        data_timeout: float | None = None,
     ) -> None:
         self.stream = stream
         self.sink = sink
@@ -269,6 +305,14 @@ class WsConnection:
         self.connect_timeout = connect_timeout
         self.max_frame_bytes = max_frame_bytes
         self.backoff = backoff or Backoff()
+        self.send_timeout = connect_timeout  # a send with no room for this long: the server reads nothing
+        # Pongs are not data: a connection with no data frame of any subscribed channel for this long is
+        # re-subscribed, and dropped after as long again. Per feed: the argument, else the stream's own
+        # `data_timeout` (quiet channels need more), else DEFAULT_DATA_TIMEOUT_S.
+        self.data_timeout = data_timeout or getattr(stream, "data_timeout", None) or DEFAULT_DATA_TIMEOUT_S
+        self._last_data = time.monotonic()
+        self._data_resubscribed = False
+        self._resubscribe_due = False
         self.log = logging.getLogger(f"{stats.service_id}.{stream.name}")
         self._stopping = threading.Event()
         self._ws: websocket.WebSocket | None = None  # the open connection, None between connections
@@ -289,11 +333,26 @@ class WsConnection:
         self._stopping.set()
         ws = self._ws
         if ws is not None:
-            try:
-                ws.send_close()  # polite close frame, without waiting for the echo
-            except Exception:  # noqa: BLE001 - already closed is fine
-                pass
+            # A polite close frame only if it leaves at once: never behind the send lock (a reader
+            # stuck sending to a server that reads nothing holds it) nor waiting for buffer room.
+            self._send_nowait(ws, CLOSE_NORMAL, websocket.ABNF.OPCODE_CLOSE)
             self._abort()
+
+    @staticmethod
+    def _send_nowait(ws: websocket.WebSocket, payload: bytes, opcode: int) -> bool:
+        """One frame, only if the send lock is free and the socket takes it whole without waiting."""
+        sock = ws.sock
+        if sock is None or not ws.lock.acquire(blocking=False):
+            return False
+        try:
+            data = websocket.ABNF.create_frame(payload, opcode).format()
+            if isinstance(sock, ssl.SSLSocket):
+                return ssl.SSLSocket.send(sock, data) == len(data) if sock.gettimeout() == 0 else False
+            return sock.send(data, socket.MSG_DONTWAIT) == len(data)
+        except (OSError, ValueError):
+            return False
+        finally:
+            ws.lock.release()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -356,8 +415,11 @@ class WsConnection:
         # poll()+recv pair. Silence is the watchdog's job; SO_SNDTIMEO bounds a stuck send.
         raw.settimeout(None)
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(self.connect_timeout), 0))
+        if not isinstance(raw, ssl.SSLSocket):  # over TLS, `nonblocking_sends_wait` bounds sends (below)
+            ws._send = bounded_send(raw, self.send_timeout, self._stopping)  # type: ignore[method-assign,assignment]
         self._connected = True
-        self._last_frame = self._last_ping = time.monotonic()
+        self._last_frame = self._last_ping = self._last_data = time.monotonic()
+        self._data_resubscribed = self._resubscribe_due = False
         frames = self.stream.on_connect()
         self.log.info("connected to %s; sending %d subscribe request(s)", self.stream.url, len(frames))
         for frame in frames:
@@ -401,6 +463,19 @@ class WsConnection:
                 elif opcode == OVERSIZED:
                     stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
             flush()
+            if self._resubscribe_due:  # set by the watchdog; done here, on the thread that owns the parser
+                self._resubscribe_due = False
+                self._resubscribe(ws)
+
+    def _resubscribe(self, ws: websocket.WebSocket) -> None:
+        frames_of = getattr(self.stream, "resubscribe_frames", None)
+        if frames_of is None:
+            return
+        frames = frames_of()
+        self.log.warning("re-subscribing on the same connection (%d request(s)): no data for %.0fs",
+                         len(frames), time.monotonic() - self._last_data)
+        for frame in frames:
+            ws.send(frame)
 
     def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int, wall: float, recv_ms: int) -> bool:
         """Parse one message and stage its updates; False means drop the connection."""
@@ -417,6 +492,8 @@ class WsConnection:
             stats.error("parser_bug", f"{exc!r} on {raw[:200]!r}")
             return True
         if isinstance(result, list):
+            self._last_data = time.monotonic()  # a data frame of a subscribed channel, even with nothing new
+            self._data_resubscribed = False
             if result:
                 self.sink.stage(result, recv_ms)
                 stats.messages_total += 1
@@ -433,8 +510,7 @@ class WsConnection:
             self.stats.state = SUBSCRIBED
             self.log.info("subscribed: %s", ctl.detail)
         elif kind == model.SUB_REJECTED:
-            for item in ctl.items:
-                self.stats.reject(item, ctl.detail)
+            self.stats.reject_many(ctl.items, ctl.detail)
         elif kind == model.SEND:
             self.stats.error("resync", ctl.detail, parse=False)
         for frame in ctl.frames:
@@ -480,12 +556,54 @@ class WsConnection:
                 self._connected = False
                 self._abort()
                 continue
+            quiet = now - self._last_data
+            if quiet > self.data_timeout:
+                if not self._data_resubscribed and hasattr(self.stream, "resubscribe_frames"):
+                    self._data_resubscribed = True
+                    self._last_data = now  # as long again for the re-subscription to bring data
+                    self._resubscribe_due = True
+                    self.stats.error("no_data_resubscribe", f"no data frame for {quiet:.1f}s (data timeout "
+                                     f"{self.data_timeout:g}s), frames still arriving; re-subscribing", parse=False)
+                else:
+                    self._close_reason = f"no data frame for {quiet:.1f}s (data timeout {self.data_timeout:g}s)"
+                    self.stats.error("no_data_timeout", f"{self._close_reason}; reconnecting", parse=False)
+                    self._connected = False
+                    self._abort()
+                    continue
+            due = getattr(self.stream, "due_frames", None)  # re-subscribes a limiter held back
+            if due is not None:
+                for frame in due():
+                    self._keepalive_send(frame)
             if interval and now - self._last_ping >= interval:
                 self._last_ping = now
                 frame = self.stream.ping_frame()
-                ws = self._ws
-                if frame and ws is not None:
-                    try:
-                        ws.send(frame)
-                    except Exception as exc:  # noqa: BLE001 - the reader notices the dead socket
-                        self.log.debug("ping failed: %s", exc)
+                if frame:
+                    self._keepalive_send(frame)
+
+    def _keepalive_send(self, frame: str) -> None:
+        """Send from the keepalive thread without ever blocking the watchdog on the send lock: if the
+        lock stays taken (the reader is stuck in a send) the frame is skipped; a send that finds no
+        room gives up after `send_timeout`, and the connection is aborted (the server reads nothing)."""
+        ws = self._ws
+        if ws is None:
+            return
+        if not ws.lock.acquire(timeout=KEEPALIVE_LOCK_WAIT_S):
+            self.log.debug("send lock busy; %s skipped", frame[:40])
+            return
+        try:
+            data = websocket.ABNF.create_frame(frame, websocket.ABNF.OPCODE_TEXT).format()
+            while data:
+                data = data[ws._send(data):]
+        except websocket.WebSocketTimeoutException as exc:
+            self._send_stalled(str(exc))
+        except Exception as exc:  # noqa: BLE001 - the reader notices the dead socket
+            self.log.debug("send failed: %s", exc)
+        finally:
+            ws.lock.release()
+
+    def _send_stalled(self, why: str) -> None:
+        if not self._close_reason:
+            self._close_reason = f"send stalled ({why})"
+            self.stats.error("send_timeout", f"{why}; {self.stream.url}", parse=False)
+        self._connected = False
+        self._abort()
