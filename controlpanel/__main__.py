@@ -15,6 +15,8 @@ from typing import Any
 
 import waitress  # type: ignore[import-untyped]  # stubs: types-waitress (not in requirements-dev)
 
+from workers.runtime.feed import die_with_parent
+
 from . import MAX_REQUEST_BYTES, InsecureBindError, PanelSettings, create_app, deps
 from .control import ControlWatcher
 
@@ -57,6 +59,7 @@ def server_options(settings: PanelSettings) -> dict[str, Any]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    die_with_parent(log)  # a kill -9 of supervisord must not leave the panel holding its port
     settings = PanelSettings.from_env()
     try:
         app = create_app(settings=settings)

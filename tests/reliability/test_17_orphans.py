@@ -29,21 +29,24 @@ def running(pid: int) -> bool:
         return False
 
 
-def test_feeds_die_with_supervisord(redis_server, sim, make_supervisor, figures):
+def test_feeds_and_the_panel_die_with_supervisord(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={"bybit_spot": {"symbols": ["BTCUSDT", "ETHUSDT"]}})
     r = redis_server.client()
     sv.ctl("start", "bybit_spot")
     wait_for(lambda: fresh(r, KEYS, 0), 15)
-    pid = sv.info("bybit_spot")["pid"]
+    wait_for(lambda: sv.info("controlpanel")["statename"] == "RUNNING", 15)
+    pid, panel = sv.info("bybit_spot")["pid"], sv.info("controlpanel")["pid"]
     assert sv.proc is not None
     t0 = time.monotonic()
     os.kill(sv.proc.pid, signal.SIGKILL)
     sv.proc.wait(5)
     try:
         wait_for(lambda: not running(pid), 5, 0.01)
+        wait_for(lambda: not running(panel), 5, 0.01)  # else it holds the port the next panel needs
     finally:
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        for p in (pid, panel):
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
     gone = time.monotonic() - t0
     figures.record("17 kill -9 of supervisord", "feed gone after supervisord killed", gone)
 

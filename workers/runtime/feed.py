@@ -99,7 +99,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     except ConfigError as exc:
         _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
 
-    _die_with_parent(log)
+    die_with_parent(log)
     _single_instance(service_id, log)
     parent = os.getppid()
 
@@ -171,10 +171,10 @@ PR_SET_PDEATHSIG = 1
 _lock_fd: int | None = None  # held for the process's lifetime: the single-instance lock
 
 
-def _die_with_parent(log: logging.Logger) -> None:
+def die_with_parent(log: logging.Logger) -> None:
     """SIGTERM this process when its parent (supervisord) dies, even by `kill -9`: no orphan feeds
-    under pid 1 writing the same keys as the next supervisord's. Linux only; elsewhere the main
-    loop's parent-pid check does it within 0.5 s."""
+    under pid 1 writing the same keys as the next supervisord's, no orphan panel holding its port.
+    Linux only; elsewhere a feed's main loop checks its parent pid every 0.5 s."""
     if not sys.platform.startswith("linux"):
         return
     try:
