@@ -81,3 +81,23 @@ def test_absurd_intervals_are_refused(value):
     data = {"defaults": {"silence_timeout": value}}
     with pytest.raises(config.ConfigError, match="defaults.silence_timeout"):
         config.parse_config(data)
+
+
+def test_data_timeout_is_configured_per_feed_and_reaches_its_connections(tmp_path):
+    from workers.exchanges import bybit
+    from workers.runtime.feed import FeedContext
+    from workers.runtime.sink import RedisSink
+    from workers.runtime.stats import FeedStats
+
+    data = {"defaults": {"data_timeout": 600},
+            "exchanges": {"bybit": {"endpoints": {"spot_ws": "wss://x"},
+                                    "services": {"bybit_spot": {"endpoint": "spot_ws", "redis_prefix": "s", "data_timeout": 30}}}}}
+    cfg = config.parse_config(data)
+    svc = cfg.service("bybit_spot")
+    assert svc.data_timeout == 30.0
+    stats = FeedStats("bybit_spot")
+    ctx = FeedContext(cfg, svc, stats, RedisSink("redis://127.0.0.1:1/0", "s", stats))
+    conn = ctx.connection(bybit.SpotStream("s#0", "wss://x", ["BTCUSDT"]))
+    assert conn.data_timeout == 30.0 and conn.silence_timeout == svc.silence_timeout
+    with pytest.raises(config.ConfigError, match="data_timeout"):
+        config.parse_config({"defaults": {"data_timeout": 0.1}})

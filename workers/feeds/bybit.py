@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def _connections(ctx: FeedContext, streams: list[bybit.SpotStream] | list[bybit.LinearStream] | list[bybit.OptionStream],
                  ) -> list[WsConnection]:
-    return [WsConnection(s, ctx.sink, ctx.stats, silence_timeout=ctx.service.silence_timeout) for s in streams]
+    return [ctx.connection(s) for s in streams]
 
 
 def spot(ctx: FeedContext) -> list[Source]:

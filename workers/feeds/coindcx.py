@@ -20,7 +20,6 @@ from workers.runtime.feed import FeedContext, Source
 from workers.runtime.model import ParseError
 from workers.runtime.poll import RestError, RestPoller, get_json
 from workers.runtime.sharding import shard
-from workers.runtime.ws import WsConnection
 
 if TYPE_CHECKING:
     import requests
@@ -120,7 +119,7 @@ def spot(ctx: FeedContext) -> list[Source]:
     def connections(pairs: list[str]) -> list[Source]:
         streams[:] = [coindcx.SpotTradesStream(f"spot#{i}", svc.url, chunk)
                       for i, chunk in enumerate(shard(pairs, lambda p: (p,), max_topics=CHANNELS_PER_SOCKET))]
-        return [WsConnection(s, ctx.sink, ctx.stats, silence_timeout=svc.silence_timeout) for s in streams]
+        return [ctx.connection(s) for s in streams]
 
     def poll_ticker(session: requests.Session) -> None:
         if not ticker.markets:

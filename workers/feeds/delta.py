@@ -23,7 +23,6 @@ from workers.runtime.paging import fetch_pages
 from workers.runtime.poll import get_json
 from workers.runtime.sharding import shard
 from workers.runtime.timefmt import now_ms
-from workers.runtime.ws import WsConnection
 
 if TYPE_CHECKING:
     import requests
@@ -63,7 +62,7 @@ def _feed(ctx: FeedContext, kind: str, plan_of: Callable[[requests.Session, str]
                 wanted[name] = [s for s in syms if s in chunk] if name in ("trades", "funding") else (syms if i == 0 else [])
             if any(wanted.values()):
                 streams.append(delta.DeltaStream(f"{kind}#{i}", svc.url, kind, wanted, keys=keys))
-        return [WsConnection(s, ctx.sink, ctx.stats, silence_timeout=svc.silence_timeout) for s in streams]
+        return [ctx.connection(s) for s in streams]
 
     return [DiscoveredWsFeed(ctx, discover, make_connections, svc.discovery_interval)]
 

@@ -16,7 +16,6 @@ from workers.runtime.config import ConfigError
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
 from workers.runtime.poll import post_json
-from workers.runtime.ws import WsConnection
 
 if TYPE_CHECKING:
     import requests
@@ -49,7 +48,7 @@ def _feed(ctx: FeedContext, kind: str) -> list[Source]:
         if not keys:
             return []
         stream = hyperliquid.HyperliquidStream(f"{kind}#0", svc.url, kind, keys, ping_interval=svc.ping_interval)
-        return [WsConnection(stream, ctx.sink, ctx.stats, silence_timeout=svc.silence_timeout)]
+        return [ctx.connection(stream)]
 
     return [DiscoveredWsFeed(ctx, discover, connections, svc.discovery_interval)]
 

@@ -59,6 +59,7 @@ class ServiceConfig:
     levels: int
     book_top: bool
     discovery_interval: float
+    data_timeout: float
     selection: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -180,9 +181,10 @@ SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "levels": (_int_range(1, 200), 10),
     "book_top": (_bool, True),
     "discovery_interval": (_seconds(0.5, 86400), 300.0),
+    "data_timeout": (_seconds(1, 86400), 120.0),
     "selection": (_mapping, {}),
 }
-DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval", "discovery_interval")
+DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval", "discovery_interval", "data_timeout")
 
 
 def _check_keys(path: str, data: dict, allowed: list[str] | tuple[str, ...]) -> None:

@@ -26,6 +26,7 @@ from .sink import RedisSink
 from .stats import SUBSCRIBED, FeedStats
 from .status import StatusReporter, report_config_error
 from .timefmt import now_ms
+from .ws import WsConnection, WsStream
 
 STOP_BUDGET_S = 1.8  # supervisord's stop is answered within 2 s
 # supervisord counts a start as failed only if the process exits within `startsecs` (2 s) of its
@@ -50,6 +51,11 @@ class FeedContext:
         self.stats = stats
         self.sink = sink
         self.log = logging.getLogger(service.service_id)
+
+    def connection(self, stream: WsStream) -> WsConnection:
+        """One WebSocket connection of this feed, with its configured silence and data windows."""
+        svc = self.service
+        return WsConnection(stream, self.sink, self.stats, silence_timeout=svc.silence_timeout, data_timeout=svc.data_timeout)
 
     def deliver(self, updates: Sequence[Update], recv_ms: int | None = None) -> None:
         """Write a REST poll's updates now, on the caller's thread, and count them like socket frames."""
