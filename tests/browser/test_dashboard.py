@@ -10,10 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,27 +22,10 @@ from tests.harness import wait_for
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing: run `make install` (installs the Debian package chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is missing: pip install -r requirements.txt")
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=30_000)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def shots() -> Path:
-    path = Path(os.environ.get("LTP_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="ltp-shots-"))
-    path.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {path}")
-    return path
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,7 +17,6 @@ from tests.harness import wait_for
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing: run `make install` (installs the Debian package chromium)", allow_module_level=True)
@@ -28,22 +25,6 @@ expect = sync_api.expect
 
 COINDCX_SPOT = {"symbols": ["B-BTC_USDT", "B-ETH_USDT", "I-BTC_INR", "I-USDT_INR"], "poll_interval": 1}
 OPTION_FEEDS = ("bybit_options", "delta_options")
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=30_000)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def shots() -> Path:
-    path = Path(os.environ.get("LTP_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="ltp-shots-"))
-    path.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {path}")
-    return path
 
 
 def _panel(sv) -> str:
