@@ -59,8 +59,8 @@ class ServiceConfig:
     levels: int
     book_top: bool
     discovery_interval: float
-    data_timeout: float
     selection: Mapping[str, Any] = field(default_factory=dict)
+    data_timeout: float = 120.0  # no data frame on a connection this long: resubscribe, then reconnect
 
     @property
     def path(self) -> str:
