@@ -489,3 +489,70 @@ class SentinelSet:
         for node in (self.master, self.replica):
             if node is not None:
                 node.cleanup()
+
+
+class RedisClusterSet:
+    """A Redis Cluster on loopback: `masters` masters with `replicas` replicas each (`redis-server
+    --cluster-enabled yes`, joined by `redis-cli --cluster create`), every node on a free port with its
+    own free cluster-bus port and temp dir. `node_timeout_ms` is how long until a silent master is
+    failed over to its replica."""
+
+    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000, password: str = "") -> None:
+        self.masters = masters
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.password = password  # requirepass (and masterauth) on every node
+        self.nodes: list[ConfiguredRedis] = []
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:self.masters])
+
+    def cluster(self) -> redis.RedisCluster:
+        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, decode_responses=True, socket_timeout=5,
+                                  password=self.password or None)
+
+    def node_for_key(self, key: str) -> ConfiguredRedis:
+        """The running node that is master of `key`'s slot now (after a failover: the promoted replica)."""
+        slot = redis.crc.key_slot(key.encode())
+        for node in self.nodes:
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            for start, end, master, *_ in node.client().execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    return next(n for n in self.nodes if n.port == int(master[1]))
+        raise LookupError(f"no node serves slot {slot}")
+
+    def start(self) -> RedisClusterSet:
+        try:
+            auth = ["--requirepass", self.password, "--masterauth", self.password] if self.password else []
+            for _ in range(self.masters * (1 + self.replicas)):
+                self.nodes.append(ConfiguredRedis(
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port()),
+                    "--cluster-node-timeout", str(self.node_timeout_ms), *auth,
+                    client_kwargs={"password": self.password} if self.password else None).start())
+            cli_auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+            subprocess.run(["redis-cli", *cli_auth, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                            "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+
+            def ready() -> bool:
+                for node in self.nodes:
+                    info = node.client().execute_command("CLUSTER", "INFO")
+                    if "cluster_state:ok" not in info or f"cluster_known_nodes:{len(self.nodes)}" not in info:
+                        return False
+                    repl = node.client().info("replication")
+                    if repl["role"] == "slave" and repl.get("master_link_status") != "up":
+                        return False  # a replica that never synced is not eligible to take over
+                return True
+
+            wait_for(ready, 30, 0.2)
+            return self
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.cleanup()

@@ -2,7 +2,8 @@
 its raw-socket fast path and the data is read back, through the panel's client too.
 
 Password (`requirepass`, and an ACL user), TLS (`rediss://` with the test CA and a client
-certificate, as redis-server's TLS asks by default), a unix socket. Sentinel: tests/reliability/test_16_*.
+certificate, as redis-server's TLS asks by default), a unix socket. Sentinel and Cluster failover:
+tests/reliability/test_16_*; every feed on a cluster: tests/e2e/test_redis_cluster.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 import redis
 
 from controlpanel.deps import panel_redis
-from tests.harness import ConfiguredRedis, wait_for
+from tests.harness import ConfiguredRedis, RedisClusterSet, wait_for
 from workers.runtime.config import ConfigError, parse_config
 from workers.runtime.model import Update
 from workers.runtime.sink import RedisSink, redis_client
@@ -142,9 +143,32 @@ def test_unix_socket():
         server.cleanup()
 
 
+def test_cluster_with_password():
+    """redis+cluster:// with requirepass on every node: the sink's per-master connections authenticate,
+    the keys spread over the masters, the panel's client reads them; a wrong password is an error."""
+    cluster = RedisClusterSet(masters=3, password="s3cret").start()
+    try:
+        stats = FeedStats("c", SYMBOLS)
+        sink = RedisSink(cluster.url, "c", stats)
+        sink.start()
+        now = int(time.time() * 1000)
+        sink.stage([Update(s, {"ltp": str(i)}, now) for i, s in enumerate(SYMBOLS)], now)
+        sink.flush()
+        rc = cluster.cluster()
+        wait_for(lambda: all(rc.hget(f"c:{s}", "ltp") == str(i) for i, s in enumerate(SYMBOLS)), 5)
+        assert sum(1 for n in cluster.nodes if n.client().dbsize()) == 3 and stats.redis_errors == 0
+        assert panel_redis(cluster.url, 2).hget("c:S19", "ltp") == "19"
+        sink.close()
+        with pytest.raises(redis.RedisError):
+            redis_client(cluster.url.replace("s3cret", "wrong"), 1, 1).hget("c:S1", "ltp")
+    finally:
+        cluster.cleanup()
+
+
 @pytest.mark.parametrize("url", [
     "redis://:pw@10.0.0.5:6379/0", "unix:///run/redis/redis.sock?db=2",
     "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0", "redis+sentinel://u:p@h1:26379/mymaster",
+    "redis+cluster://10.0.0.1:7000,10.0.0.2:7001", "redis+cluster://u:p@h1:7000/0", "rediss+cluster://h1:7000",
 ])
 def test_config_accepts_the_documented_forms(url):
     assert parse_config({"redis": {"url": url}}).redis_url == url
@@ -156,10 +180,14 @@ def test_config_accepts_the_documented_forms(url):
     ("redis+sentinel://h1/mymaster", "not host:port"),
     ("rediss://h:6380/0?ssl_ca_certs=/no/such/ca.pem", "no such file"),
     ("redis://h:6379/0?sslcacerts=x", "unexpected keyword"),
+    ("redis+cluster://h1:7000/2", "only db 0"),
+    ("redis+cluster://h1", "not host:port"),
+    ("redis+cluster://h1:7000?ssl_ca_certs=/tmp/ca.pem", "with rediss+cluster://"),
+    ("rediss+cluster://h1:7000?ssl_ca_certs=/no/such/ca.pem", "no such file"),
 ])
 def test_config_names_the_allowed_forms(url, problem):
     with pytest.raises(ConfigError) as info:
         parse_config({"redis": {"url": url}})
     text = str(info.value)
     assert "redis.url" in text and problem in text
-    assert "rediss://" in text and "unix://" in text and "redis+sentinel://" in text
+    assert "rediss://" in text and "unix://" in text and "redis+sentinel://" in text and "redis+cluster://" in text

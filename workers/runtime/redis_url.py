@@ -4,30 +4,38 @@
     rediss://[[user]:password@]host[:port][/db][?ssl_ca_certs=/path/ca.pem&ssl_certfile=...&ssl_keyfile=...]
     unix:///path/redis.sock[?db=0][&password=...]
     redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]
+    redis+cluster://[[user]:password@]host:port[,host:port...][?ssl_ca_certs=...]  (rediss+cluster: TLS)
 
 The first three are redis-py's own (query options as `redis.ConnectionPool.from_url` reads them).
 The Sentinel form asks the listed sentinels for the master of `service` (redis-py's `Sentinel`,
 `master_for`), before every connect: after a failover, the next (re)connect goes to the promoted
 master. The user and password are the master's; the sentinels are asked without credentials.
+The Cluster form names any reachable nodes of a Redis Cluster (redis-py's `RedisCluster` reads the
+slot map from them); the user and password are every node's. A cluster has no databases but 0.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+import threading
+from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 FORMS = (
     "redis://[[user]:password@]host[:port][/db]",
     "rediss://...[?ssl_ca_certs=/path/ca.pem] (TLS)",
     "unix:///path/redis.sock[?db=0]",
     f"{SENTINEL_SCHEME}://[[user]:password@]host:port[,host:port...]/service[/db]",
+    "redis+cluster://[[user]:password@]host:port[,host:port...] (rediss+cluster:// for TLS)",
 )
 ALLOWED = ", ".join(FORMS)
 _FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")  # checked to exist by check()
@@ -41,6 +49,24 @@ class SentinelUrl(NamedTuple):
     password: str | None
 
 
+def _credentials_and_hosts(netloc: str, what: str) -> tuple[str | None, str | None, list[tuple[str, int]]]:
+    """`[[user]:password@]h1:p1[,h2:p2...]`: user, password and the host list; ValueError names `what`."""
+    userinfo, _, hosts = netloc.rpartition("@")
+    username = password = None
+    if userinfo:
+        user, sep, pw = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(pw) if sep else None
+    nodes = []
+    for item in hosts.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        host = host.strip("[]")  # [::1]:26379
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{what} {item!r} is not host:port")
+        nodes.append((host, int(port)))
+    return username, password, nodes
+
+
 def parse_sentinel(url: str) -> SentinelUrl:
     """`redis+sentinel://[[user]:password@]h1:26379,h2:26379/mymaster[/db]`; ValueError says what is wrong."""
     parts = urlsplit(url)
@@ -48,25 +74,40 @@ def parse_sentinel(url: str) -> SentinelUrl:
         raise ValueError(f"not a {SENTINEL_SCHEME}:// URL")
     if parts.query or parts.fragment:
         raise ValueError(f"{SENTINEL_SCHEME}:// takes no query options")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    username = password = None
-    if userinfo:
-        user, sep, pw = userinfo.partition(":")
-        username = unquote(user) or None
-        password = unquote(pw) if sep else None
-    sentinels = []
-    for item in hosts.split(","):
-        host, sep, port = item.strip().rpartition(":")
-        host = host.strip("[]")  # [::1]:26379
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"sentinel {item!r} is not host:port")
-        sentinels.append((host, int(port)))
+    username, password, sentinels = _credentials_and_hosts(parts.netloc, "sentinel")
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise ValueError("the path must be /service or /service/db")
     if len(path) == 2 and not path[1].isdigit():
         raise ValueError(f"db {path[1]!r} is not a number")
     return SentinelUrl(sentinels, unquote(path[0]), int(path[1]) if len(path) == 2 else 0, username, password)
+
+
+class ClusterUrl(NamedTuple):
+    nodes: list[tuple[str, int]]
+    username: str | None
+    password: str | None
+    tls: dict[str, str]  # empty: no TLS; else ssl options (possibly none beyond TLS itself)
+
+
+def parse_cluster(url: str) -> ClusterUrl:
+    """`redis+cluster://[[user]:password@]h1:7000[,h2:7001...][/0]`, `rediss+cluster://...[?ssl_ca_certs=...]`."""
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError("not a redis+cluster:// URL")
+    username, password, nodes = _credentials_and_hosts(parts.netloc, "node")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError("a cluster has only db 0: the path must be empty or /0")
+    options = {k: unquote(v[0]) for k, v in parse_qs(parts.query).items()}
+    tls = parts.scheme == "rediss+cluster"
+    unknown = set(options) - set(_FILE_OPTIONS)
+    if unknown or (options and not tls):
+        raise ValueError(f"options {sorted(options)}: only {', '.join(_FILE_OPTIONS)} with rediss+cluster://")
+    return ClusterUrl(nodes, username, password, {"ssl": "1", **options} if tls else {})
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0] in CLUSTER_SCHEMES
 
 
 def _options(timeout: float, connect_timeout: float) -> dict[str, Any]:
@@ -112,8 +153,92 @@ def connection_pool(url: str, timeout: float, connect_timeout: float, *, max_con
     return sentinel.master_for(s.service, connection_pool_class=pool_class, **bounded).connection_pool
 
 
-def client(url: str, timeout: float, connect_timeout: float) -> redis.Redis:
-    return redis.Redis(connection_pool=connection_pool(url, timeout, connect_timeout))
+class ClusterUnavailable(redis.ConnectionError):
+    """No node of the cluster answered (redis-py says so with an exception that is not a RedisError)."""
+
+
+class _ClusterPipeline:
+    """redis-py's cluster pipeline, its execute() failing with a RedisError like every other call."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._pipe = pipe
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pipe, name)
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return self._pipe.execute(raise_on_error)
+        except RedisClusterException as exc:
+            raise ClusterUnavailable(str(exc)) from None
+
+
+class ClusterClient:
+    """A `redis.RedisCluster` built at its first use and rebuilt after it failed to build.
+
+    RedisCluster reads the slot map in its constructor and raises when no node answers: a feed
+    started while the cluster is away would die. Here every call (and a pipeline's execute) that
+    finds no node answering raises ClusterUnavailable, a redis.ConnectionError, so callers back off
+    and retry as with any Redis. The command API is RedisCluster's (the same as redis.Redis for the
+    single-key commands ltp uses; multi-key commands stay within one key each)."""
+
+    def __init__(self, url: str, timeout: float, connect_timeout: float, max_connections: int | None = None) -> None:
+        spec = parse_cluster(url)
+        self._spec = spec
+        self._kwargs: dict[str, Any] = {
+            "decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": connect_timeout,
+            "username": spec.username, "password": spec.password,
+            # One retry without sleeping: after a node fails, redis-py re-reads the slot map and tries
+            # the new owner once; longer waits are the caller's backoff.
+            "retry": Retry(NoBackoff(), 1),
+        }
+        if max_connections is not None:
+            self._kwargs["max_connections"] = max_connections
+        if spec.tls:
+            self._kwargs.update({"ssl": True, **{k: v for k, v in spec.tls.items() if k != "ssl"}})
+        self._cluster: redis.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> redis.RedisCluster:
+        cluster = self._cluster
+        if cluster is not None:
+            return cluster
+        with self._lock:
+            if self._cluster is None:
+                nodes = [ClusterNode(host, port) for host, port in self._spec.nodes]
+                try:
+                    self._cluster = redis.RedisCluster(startup_nodes=nodes, **self._kwargs)
+                except RedisClusterException as exc:
+                    raise ClusterUnavailable(str(exc)) from None
+            return self._cluster
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.cluster, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attr(*args, **kwargs)
+            except RedisClusterException as exc:
+                raise ClusterUnavailable(str(exc)) from None
+            return _ClusterPipeline(result) if name == "pipeline" else result
+        return call
+
+
+def is_cluster(client: Any) -> bool:
+    """Whether `client` (from `client()`) talks to a Redis Cluster: no multi-slot commands, no scripts
+    touching keys they do not declare."""
+    return isinstance(client, ClusterClient)
+
+
+def client(url: str, timeout: float, connect_timeout: float, max_connections: int | None = None) -> redis.Redis:
+    """A client for any accepted URL form. For a Redis Cluster, a ClusterClient: typed as redis.Redis
+    because it answers the same commands (see ClusterClient); `is_cluster()` tells them apart."""
+    if is_cluster_url(url):
+        return cast(redis.Redis, ClusterClient(url, timeout, connect_timeout, max_connections))
+    return redis.Redis(connection_pool=connection_pool(url, timeout, connect_timeout, max_connections=max_connections))
 
 
 def redact(url: str) -> str:
@@ -129,8 +254,17 @@ def check(url: Any) -> None:
     if not isinstance(url, str):
         raise ValueError(f"expected a Redis URL, got {url!r} ({type(url).__name__})")
     scheme = url.partition("://")[0] if "://" in url else ""
-    if scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME):
+    if scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME, *CLUSTER_SCHEMES):
         raise ValueError(f"expected a Redis URL, got {redact(url)!r}")
+    if scheme in CLUSTER_SCHEMES:
+        try:
+            spec = parse_cluster(url)
+        except ValueError as exc:
+            raise ValueError(f"{redact(url)!r}: {exc}") from None
+        for name, path in spec.tls.items():
+            if name in _FILE_OPTIONS and not os.path.isfile(path):
+                raise ValueError(f"{name}: no such file {path!r}")
+        return
     if scheme == "unix" and not urlsplit(url).path:
         raise ValueError("unix:// needs the socket's path: unix:///path/redis.sock")
     if scheme in ("redis", "rediss"):

@@ -22,9 +22,6 @@ deleted (HDEL), e.g. a book side that became empty.
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -35,10 +32,13 @@ import hiredis
 import redis
 from orjson import dumps
 
+from . import cluster_marks
 from .model import Update
+from .redis_url import ClusterClient, is_cluster
 from .redis_url import client as url_client
 from .stats import FeedStats
 from .timefmt import iso_ms, now_ms
+from .wire import ClusterWire, Wire
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,9 @@ def mark_stale(client: redis.Redis, prefix: str, cause: str, *, status_key: str 
     same cause keep their time, so calling it repeatedly is cheap and changes nothing. Returns the
     number of keys marked, -1 if the status hash exists. The feed clears each mark at its next
     write of that key (after the status hash reappears it clears every key it writes)."""
+    if is_cluster(client):
+        return cluster_marks.mark_all(client, SYMBOL_INDEX.format(prefix=prefix), prefix, stale_value(cause),
+                                      status_key=status_key, publish=publish)
     return int(client.eval(MARK_ALL_LUA, 2, SYMBOL_INDEX.format(prefix=prefix), status_key or "",  # type: ignore[arg-type]
                            prefix, cause, iso_ms(now_ms()), "1" if publish else "0"))
 
@@ -147,21 +150,6 @@ def mark_stale(client: redis.Redis, prefix: str, cause: str, *, status_key: str 
 SOCKET_TIMEOUT_S = 5
 ERROR_REPLAY_FIRST_S = 0.25  # after an error reply: full rewrite, then waits doubling to ERROR_REPLAY_MAX_S
 ERROR_REPLAY_MAX_S = 5.0
-MAX_UNREAD_REPLIES = 20_000  # replies outstanding before a flush waits for Redis to catch up
-
-
-def _kernel_timeouts(sock: socket.socket | None, seconds: int) -> None:
-    """Blocking socket with kernel send/receive timeouts.
-
-    A Python-level timeout makes every recv a poll()+recv pair (measured: ~15 µs more CPU
-    per batch); SO_RCVTIMEO/SO_SNDTIMEO still turn a hung Redis into an error (EAGAIN).
-    """
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
-        return
-    sock.settimeout(None)
-    tv = struct.pack("ll", seconds, 0)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
 
 
 def redis_client(url: str, timeout: float = SOCKET_TIMEOUT_S, connect_timeout: float = 2) -> redis.Redis:
@@ -169,20 +157,6 @@ def redis_client(url: str, timeout: float = SOCKET_TIMEOUT_S, connect_timeout: f
     `redis_url.FORMS` (TCP, TLS, unix socket, Sentinel): the sink's writing connection comes from
     its pool, so it reconnects the same way (to the current master, under Sentinel)."""
     return url_client(url, timeout, connect_timeout)
-
-
-def _recv_nowait(sock: socket.socket) -> bytes:
-    """What has arrived, without waiting (BlockingIOError if nothing). A TLS socket takes no recv
-    flags: it is switched to non-blocking for the one read (the kernel timeouts stay set)."""
-    if not isinstance(sock, ssl.SSLSocket):
-        return sock.recv(65536, socket.MSG_DONTWAIT)
-    sock.setblocking(False)
-    try:
-        return sock.recv(65536)
-    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        raise BlockingIOError from None
-    finally:
-        sock.setblocking(True)
 
 
 class RedisSink:
@@ -205,11 +179,10 @@ class RedisSink:
         self.max_future_skew_ms = max_future_skew_ms
         self._client = redis_client(redis_url)
         self._quick = redis_client(redis_url, START_TIMEOUT_S, START_TIMEOUT_S)  # start/stop paths: bounded
-        self._conn: redis.connection.AbstractConnection | None = None  # the writing connection (under _io_lock)
-        self._tuned_sock: socket.socket | None = None
-        self._reader = hiredis.Reader()
-        self._unread = 0  # replies sent for but not yet read (see _send)
-        self._answered_at = 0.0  # when Redis last answered, or the first unanswered batch was sent
+        self._cluster = is_cluster(self._client)
+        # The writing connection(s) (under _io_lock): one, or one per master of a Redis Cluster.
+        self._wire: Wire | ClusterWire = (ClusterWire(cast(ClusterClient, self._client), self._reply_error)
+                                          if self._cluster else Wire(self._client.connection_pool, self._reply_error))
         self._lock = threading.Lock()     # guards _pending only: held for a dict merge or swap
         self._io_lock = threading.Lock()  # one writer at a time; guards everything below _pending
         self._wakeup = threading.Event()
@@ -314,13 +287,7 @@ class RedisSink:
                 return
 
     def _read_ready_replies(self) -> None:
-        sock = self._tuned_sock
-        if sock is None or not self._unread:
-            return
-        try:
-            self._read_replies(sock, False)
-        except (redis.RedisError, OSError):
-            pass  # the next send finds the broken connection and reports it
+        self._wire.read_ready()
 
     def _write_pending(self) -> bool:
         """Swap out what is pending and write it; on failure it stays pending, merged with newer updates."""
@@ -465,7 +432,8 @@ class RedisSink:
                 if value and symbol not in batch:
                     leftovers.setdefault(value, []).append(f"{prefix}:{symbol}")
             for value, keys in leftovers.items():
-                append(pack_command(("EVAL", MARK_EXISTING_LUA, len(keys), *keys, value, "1" if publish else "0")))
+                for group in ([k] for k in keys) if self._cluster else [keys]:  # a cluster script: one key
+                    append(pack_command(("EVAL", MARK_EXISTING_LUA, len(group), *group, value, "1" if publish else "0")))
         for symbol, gone in deletions:
             state = written[symbol][0]
             for f in gone:
@@ -507,65 +475,12 @@ class RedisSink:
             self._history_at[key] = recv_ts
 
     def _send(self, cmds: list[bytes]) -> None:
-        """Send a batch without waiting for its replies; a dropped connection raises ConnectionError.
+        """Send a batch without waiting for its replies (see wire.Wire.send); ConnectionError if it can't."""
+        self._wire.send(cmds)
 
-        Replies are read when they have arrived, at the next flush (a non-blocking read):
-        waiting for them would park this thread once per batch, and on these machines a
-        wake-up costs more CPU than writing ten keys. Nothing is lost by not waiting: after
-        any error every key's full last state is rewritten. A slow Redis stalls a flush only
-        once MAX_UNREAD_REPLIES are outstanding (meanwhile new data coalesces in the pending
-        dict); one that has answered nothing for SOCKET_TIMEOUT_S is waited for once more,
-        then treated as down."""
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._client.connection_pool.get_connection()
-        try:
-            if conn._sock is None:
-                conn.connect()
-            sock = conn._sock
-            if sock is None:
-                raise redis.ConnectionError("no socket after connect()")
-            if sock is not self._tuned_sock:  # a new socket after every (re)connect
-                _kernel_timeouts(sock, SOCKET_TIMEOUT_S)
-                self._tuned_sock, self._reader, self._unread = sock, hiredis.Reader(), 0
-            if self._unread:
-                if time.monotonic() - self._answered_at > SOCKET_TIMEOUT_S:
-                    # Redis has answered nothing for a while: hung, not slow. One more reply within
-                    # the socket timeout, or this raises and the writer thread takes over.
-                    self._read_replies(sock, True, self._unread - 1)
-                else:
-                    wait = self._unread > MAX_UNREAD_REPLIES
-                    self._read_replies(sock, wait, MAX_UNREAD_REPLIES // 2 if wait else 0)
-            else:
-                self._answered_at = time.monotonic()
-            sock.sendall(cmds[0] if len(cmds) == 1 else b"".join(cmds))
-            self._unread += len(cmds)
-        except (redis.RedisError, OSError) as exc:
-            conn.disconnect()
-            self._tuned_sock = None
-            raise redis.ConnectionError(str(exc) or type(exc).__name__) from None
-
-    def _read_replies(self, sock: socket.socket, wait: bool, down_to: int = 0) -> None:
-        """Read replies into a hiredis Reader (redis-py's per-reply path costs ~2 µs each): those
-        already here, or with `wait` until at most `down_to` are outstanding. An error reply
-        (e.g. WRONGTYPE) is counted: the data is wrong, the link is fine."""
-        reader = self._reader
-        while self._unread > down_to:
-            try:
-                data = sock.recv(65536) if wait else _recv_nowait(sock)
-            except BlockingIOError:
-                if wait:
-                    raise redis.TimeoutError(f"Redis did not answer within {SOCKET_TIMEOUT_S} s") from None
-                return
-            if not data:
-                raise redis.ConnectionError("Redis closed the connection")
-            reader.feed(data)
-            self._answered_at = time.monotonic()
-            while (reply := reader.gets()) is not False:
-                self._unread -= 1
-                if isinstance(reply, hiredis.ReplyError):
-                    self.stats.error("redis_reply", str(reply), parse=False)
-                    self._reply_failed()
+    def _reply_error(self, message: str) -> None:
+        self.stats.error("redis_reply", message, parse=False)
+        self._reply_failed()
 
     def _reply_failed(self) -> None:
         """An error reply (OOM at maxmemory, READONLY, WRONGTYPE...) is a write that did not happen, and
@@ -584,13 +499,10 @@ class RedisSink:
     def _settle(self) -> None:
         """Wait for every outstanding reply (before exit: closing with unread replies would reset the connection)."""
         with self._io_lock:
-            sock = self._tuned_sock
-            if sock is None or not self._unread:
-                return
             try:
-                self._read_replies(sock, True)
+                self._wire.settle()
             except (redis.RedisError, OSError) as exc:
-                log.warning("%d writes unconfirmed at exit: %s", self._unread, exc)
+                log.warning("%d writes unconfirmed at exit: %s", self._wire.unread, exc)
 
     # -- liveness marks and start-up reconciliation ---------------------------------
 
@@ -644,9 +556,7 @@ class RedisSink:
         with self._io_lock:
             for symbol in self._written:
                 self._marked.setdefault(symbol, "")
-            if self._conn is not None:
-                self._conn.disconnect()  # a restarted Redis: the old socket may still accept one send
-            self._tuned_sock = None
+            self._wire.drop()  # a restarted Redis: the old socket may still accept one send
             self._indexed.clear()
             self._replay = True
         self._wakeup.set()
@@ -680,11 +590,16 @@ class RedisSink:
         if job is None:
             return True
         keep, value = job
-        args: list[Any] = [self.prefix, HISTORY.format(prefix=self.prefix, symbol=""), value, "1" if self.publish else "0"]
+        history_prefix = HISTORY.format(prefix=self.prefix, symbol="")
+        args: list[Any] = [self.prefix, history_prefix, value, "1" if self.publish else "0"]
         args += ["0"] if keep is None else ["1", *keep]
         try:
-            reply = cast(list[list[str]], client.eval(RECONCILE_LUA, 1, self._index_key, *args))
-            removed, marked = reply
+            if self._cluster:
+                removed, marked = cluster_marks.reconcile(client, self._index_key, self.prefix, history_prefix, value,
+                                                          keep=keep, publish=self.publish)
+            else:
+                reply = cast(list[list[str]], client.eval(RECONCILE_LUA, 1, self._index_key, *args))
+                removed, marked = reply
         except redis.ResponseError as exc:  # Redis answered but won't run it: write anyway, say so
             self._reconcile_job = None
             self.stats.error("reconcile", f"could not reconcile the keys left in Redis: {exc}", parse=False)
@@ -731,8 +646,9 @@ class RedisSink:
                     self._pending.pop(s, None)
             try:
                 pipe = self._client.pipeline(transaction=False)
-                pipe.delete(*keys)
-                pipe.delete(*[HISTORY.format(prefix=self.prefix, symbol=s) for s in symbols])
+                for s in symbols:  # one key per DEL: in a cluster the keys live on different masters
+                    pipe.delete(f"{self.prefix}:{s}")
+                    pipe.delete(HISTORY.format(prefix=self.prefix, symbol=s))
                 pipe.srem(self._index_key, *symbols)
                 pipe.execute()
             except redis.RedisError as exc:
