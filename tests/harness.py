@@ -415,7 +415,9 @@ class SentinelSet:
     quick: `down_after_ms` to notice, `failover_timeout_ms` bounds a failover attempt."""
 
     def __init__(self, service: str = "mymaster", n: int = 3, quorum: int = 2, down_after_ms: int = 1000,
-                 failover_timeout_ms: int = 2000) -> None:
+                 failover_timeout_ms: int = 2000, sentinel_password: str = "", tls: TlsCerts | None = None) -> None:
+        self.sentinel_password = sentinel_password  # requirepass of the sentinels themselves
+        self.tls = tls  # TLS only (no plain ports) on master, replica and sentinels, client certificates required
         self.service = service
         self.n = n
         self.quorum = quorum
@@ -430,10 +432,42 @@ class SentinelSet:
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"redis+sentinel://{hosts}/{self.service}/0"
+        options = {**({"sentinel_password": self.sentinel_password} if self.sentinel_password else {}),
+                   **{k: v for k, v in self._tls_client().items() if k != "ssl"}}
+        query = "?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else ""
+        return f"{'rediss' if self.tls else 'redis'}+sentinel://{hosts}/{self.service}/0{query}"
+
+    def _tls_client(self) -> dict[str, Any]:
+        c = self.tls
+        if c is None:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": str(c.ca_cert), "ssl_certfile": str(c.client_cert),
+                "ssl_keyfile": str(c.client_key)}
+
+    def _tls_server_lines(self) -> list[tuple[str, str]]:
+        c = self.tls
+        if c is None:
+            return []
+        return [("tls-cert-file", str(c.server_cert)), ("tls-key-file", str(c.server_key)),
+                ("tls-ca-cert-file", str(c.ca_cert)), ("tls-replication", "yes"),
+                # outgoing links (replica -> master, sentinel -> anyone) present the client certificate
+                ("tls-client-cert-file", str(c.client_cert)), ("tls-client-key-file", str(c.client_key))]
+
+    def _node(self, *args: str) -> ConfiguredRedis:
+        if self.tls is None:
+            return ConfiguredRedis(*args).start()
+        port = free_port()
+        flags = [item for k, v in self._tls_server_lines() for item in (f"--{k}", v)]
+        return ConfiguredRedis("--tls-port", str(port), *flags, *args, tcp=False,
+                               client_kwargs={"host": "127.0.0.1", "port": port, **self._tls_client()}).start()
+
+    @staticmethod
+    def _port(node: ConfiguredRedis) -> int:
+        return int(node.client_kwargs.get("port", node.port))
 
     def sentinel(self, i: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.sentinel_ports[i], decode_responses=True, socket_timeout=2)
+        return redis.Redis(port=self.sentinel_ports[i], decode_responses=True, socket_timeout=2,
+                           password=self.sentinel_password or None, **self._tls_client())
 
     def master_addr(self, i: int = 0) -> tuple[str, int]:
         host, port = self.sentinel(i).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
@@ -451,15 +485,19 @@ class SentinelSet:
             raise
 
     def _start(self) -> SentinelSet:
-        self.master = ConfiguredRedis().start()
-        self.replica = ConfiguredRedis("--replicaof", "127.0.0.1", str(self.master.port)).start()
+        self.master = self._node()
+        self.replica = self._node("--replicaof", "127.0.0.1", str(self._port(self.master)))
         wait_for(lambda: self.replica.client().info("replication")["master_link_status"] == "up", 10)
         for _ in range(self.n):
             port, d = free_port(), tempfile.mkdtemp(prefix="ltp-sentinel-")
             conf = Path(d) / "sentinel.conf"
+            listen = f"port 0\ntls-port {port}\n" if self.tls else f"port {port}\n"
+            extra = "".join(f"{k} {v}\n" for k, v in self._tls_server_lines())
+            if self.sentinel_password:
+                extra += f"requirepass {self.sentinel_password}\n"
             conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {d}\n"
-                f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {self.quorum}\n"
+                f"{listen}bind 127.0.0.1\ndir {d}\n{extra}"
+                f"sentinel monitor {self.service} 127.0.0.1 {self._port(self.master)} {self.quorum}\n"
                 f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
                 f"sentinel parallel-syncs {self.service} 1\n"

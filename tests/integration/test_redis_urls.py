@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from controlpanel.deps import panel_redis
-from tests.harness import ConfiguredRedis, RedisClusterSet, wait_for
+from tests.harness import ConfiguredRedis, RedisClusterSet, SentinelSet, wait_for
 from workers.runtime.config import ConfigError, parse_config
 from workers.runtime.model import Update
 from workers.runtime.sink import RedisSink, redis_client
@@ -143,6 +143,30 @@ def test_unix_socket():
         server.cleanup()
 
 
+def test_sentinels_that_require_a_password():
+    """Sentinels with `requirepass` of their own: `sentinel_password` in the URL; without it the
+    sentinels refuse and no master is found (an error, not a hang)."""
+    sentinels = SentinelSet(sentinel_password="sentinel-pw").start()
+    try:
+        write_and_read_back(sentinels.url, sentinels.master)
+        without = sentinels.url.split("?")[0]
+        with pytest.raises(redis.ConnectionError):
+            redis_client(without, 1, 1).ping()
+    finally:
+        sentinels.cleanup()
+
+
+def test_sentinel_over_tls(tls_certs):
+    """rediss+sentinel://: TLS-only sentinels, master and replica (no plain port anywhere), the test CA
+    and a client certificate for both the sentinels and the master."""
+    sentinels = SentinelSet(tls=tls_certs).start()
+    try:
+        assert sentinels.url.startswith("rediss+sentinel://")
+        write_and_read_back(sentinels.url, sentinels.master)
+    finally:
+        sentinels.cleanup()
+
+
 def test_cluster_with_password():
     """redis+cluster:// with requirepass on every node: the sink's per-master connections authenticate,
     the keys spread over the masters, the panel's client reads them; a wrong password is an error."""
@@ -168,6 +192,7 @@ def test_cluster_with_password():
 @pytest.mark.parametrize("url", [
     "redis://:pw@10.0.0.5:6379/0", "unix:///run/redis/redis.sock?db=2",
     "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0", "redis+sentinel://u:p@h1:26379/mymaster",
+    "redis+sentinel://h1:26379/mymaster?sentinel_password=x", "rediss+sentinel://h1:26379/mymaster",
     "redis+cluster://10.0.0.1:7000,10.0.0.2:7001", "redis+cluster://u:p@h1:7000/0", "rediss+cluster://h1:7000",
 ])
 def test_config_accepts_the_documented_forms(url):
@@ -180,6 +205,7 @@ def test_config_accepts_the_documented_forms(url):
     ("redis+sentinel://h1/mymaster", "not host:port"),
     ("rediss://h:6380/0?ssl_ca_certs=/no/such/ca.pem", "no such file"),
     ("redis://h:6379/0?sslcacerts=x", "unexpected keyword"),
+    ("redis+sentinel://h1:26379/m?ssl_ca_certs=/tmp/ca.pem", "with rediss+sentinel://"),
     ("redis+cluster://h1:7000/2", "only db 0"),
     ("redis+cluster://h1", "not host:port"),
     ("redis+cluster://h1:7000?ssl_ca_certs=/tmp/ca.pem", "with rediss+cluster://"),

@@ -75,7 +75,7 @@ def _mark(client: redis.Redis, keys: list[str], value: str, publish: bool) -> No
     if publish:
         # redis-py's cluster pipeline refuses PUBLISH; a classic PUBLISH on any node reaches the
         # subscribers of every node, so all of them go in one pipeline to one node.
-        cluster: Any = client.cluster  # type: ignore[attr-defined]  # a redis_url.ClusterClient
+        cluster: Any = client.cluster  # a redis_url.ClusterClient
         node_pipe = cluster.get_redis_connection(cluster.get_default_node()).pipeline(transaction=False)
         message = json.dumps({STALE: value}, separators=(",", ":"))  # as the scripts publish it
         for key in keys:

@@ -3,13 +3,15 @@
     redis://[[user]:password@]host[:port][/db]
     rediss://[[user]:password@]host[:port][/db][?ssl_ca_certs=/path/ca.pem&ssl_certfile=...&ssl_keyfile=...]
     unix:///path/redis.sock[?db=0][&password=...]
-    redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]
+    redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db][?sentinel_password=...]
+        (rediss+sentinel: TLS to the sentinels and the master, with the ssl_* options)
     redis+cluster://[[user]:password@]host:port[,host:port...][?ssl_ca_certs=...]  (rediss+cluster: TLS)
 
 The first three are redis-py's own (query options as `redis.ConnectionPool.from_url` reads them).
 The Sentinel form asks the listed sentinels for the master of `service` (redis-py's `Sentinel`,
 `master_for`), before every connect: after a failover, the next (re)connect goes to the promoted
-master. The user and password are the master's; the sentinels are asked without credentials.
+master. The user and password are the master's; sentinels that require a password of their own
+(`requirepass` in sentinel.conf) get `sentinel_password` (and `sentinel_username`, for an ACL user).
 The Cluster form names any reachable nodes of a Redis Cluster (redis-py's `RedisCluster` reads the
 slot map from them); the user and password are every node's. A cluster has no databases but 0.
 """
@@ -17,6 +19,7 @@ slot map from them); the user and password are every node's. A cluster has no da
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -29,16 +32,19 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_SCHEMES = (SENTINEL_SCHEME, "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 FORMS = (
     "redis://[[user]:password@]host[:port][/db]",
     "rediss://...[?ssl_ca_certs=/path/ca.pem] (TLS)",
     "unix:///path/redis.sock[?db=0]",
-    f"{SENTINEL_SCHEME}://[[user]:password@]host:port[,host:port...]/service[/db]",
+    f"{SENTINEL_SCHEME}://[[user]:password@]host:port[,host:port...]/service[/db][?sentinel_password=...] "
+    "(rediss+sentinel:// for TLS)",
     "redis+cluster://[[user]:password@]host:port[,host:port...] (rediss+cluster:// for TLS)",
 )
 ALLOWED = ", ".join(FORMS)
 _FILE_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")  # checked to exist by check()
+_SENTINEL_AUTH = ("sentinel_username", "sentinel_password")
 
 
 class SentinelUrl(NamedTuple):
@@ -47,6 +53,8 @@ class SentinelUrl(NamedTuple):
     db: int
     username: str | None
     password: str | None
+    sentinel_auth: dict[str, str] = {}  # username/password the sentinels themselves require
+    tls: dict[str, str] = {}  # rediss+sentinel: ssl options for the sentinels and the master
 
 
 def _credentials_and_hosts(netloc: str, what: str) -> tuple[str | None, str | None, list[tuple[str, int]]]:
@@ -68,19 +76,29 @@ def _credentials_and_hosts(netloc: str, what: str) -> tuple[str | None, str | No
 
 
 def parse_sentinel(url: str) -> SentinelUrl:
-    """`redis+sentinel://[[user]:password@]h1:26379,h2:26379/mymaster[/db]`; ValueError says what is wrong."""
+    """`redis+sentinel://[[user]:password@]h1:26379,h2:26379/mymaster[/db][?sentinel_password=...]`
+    (`rediss+sentinel://...[&ssl_ca_certs=...]` for TLS); ValueError says what is wrong."""
     parts = urlsplit(url)
-    if parts.scheme != SENTINEL_SCHEME:
+    if parts.scheme not in SENTINEL_SCHEMES:
         raise ValueError(f"not a {SENTINEL_SCHEME}:// URL")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{SENTINEL_SCHEME}:// takes no query options")
+    if parts.fragment:
+        raise ValueError(f"{SENTINEL_SCHEME}:// takes no #fragment")
     username, password, sentinels = _credentials_and_hosts(parts.netloc, "sentinel")
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise ValueError("the path must be /service or /service/db")
     if len(path) == 2 and not path[1].isdigit():
         raise ValueError(f"db {path[1]!r} is not a number")
-    return SentinelUrl(sentinels, unquote(path[0]), int(path[1]) if len(path) == 2 else 0, username, password)
+    options = {k: unquote(v[0]) for k, v in parse_qs(parts.query).items()}
+    tls = parts.scheme == "rediss+sentinel"
+    allowed = (*_SENTINEL_AUTH, *(_FILE_OPTIONS if tls else ()))
+    if set(options) - set(allowed):
+        raise ValueError(f"options {sorted(options)}: only {', '.join(_SENTINEL_AUTH)}, and {', '.join(_FILE_OPTIONS)} "
+                         "with rediss+sentinel://")
+    auth = {k.removeprefix("sentinel_"): v for k, v in options.items() if k in _SENTINEL_AUTH}
+    ssl_options = {k: v for k, v in options.items() if k in _FILE_OPTIONS}
+    return SentinelUrl(sentinels, unquote(path[0]), int(path[1]) if len(path) == 2 else 0, username, password,
+                       auth, {"ssl": "1", **ssl_options} if tls else {})
 
 
 class ClusterUrl(NamedTuple):
@@ -140,15 +158,19 @@ def connection_pool(url: str, timeout: float, connect_timeout: float, *, max_con
         bounded = {"max_connections": max_connections or 50, "timeout": pool_timeout}
     elif max_connections is not None:
         bounded = {"max_connections": max_connections}
-    if not url.startswith(f"{SENTINEL_SCHEME}://"):
+    if url.partition("://")[0] not in SENTINEL_SCHEMES:
         cls = redis.BlockingConnectionPool if pool_timeout is not None else redis.ConnectionPool
         return cls.from_url(url, **options, **bounded)
     s = parse_sentinel(url)
+    tls: dict[str, Any] = {k: v for k, v in s.tls.items() if k != "ssl"}
+    if s.tls:
+        tls["ssl"] = True
     # The sentinels: the same socket timeouts, and no retries (redis.Redis retries 3 times with a
     # backoff of up to 10 s by default): an unreachable sentinel is skipped at once for the next.
-    sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "retry": Retry(NoBackoff(), 0)}
+    sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": connect_timeout, "retry": Retry(NoBackoff(), 0),
+                       **s.sentinel_auth, **tls}
     sentinel = Sentinel(s.sentinels, sentinel_kwargs=sentinel_kwargs, db=s.db, username=s.username,
-                        password=s.password, **options)
+                        password=s.password, **options, **tls)
     pool_class = BlockingSentinelConnectionPool if pool_timeout is not None else SentinelConnectionPool
     return sentinel.master_for(s.service, connection_pool_class=pool_class, **bounded).connection_pool
 
@@ -243,6 +265,7 @@ def client(url: str, timeout: float, connect_timeout: float, max_connections: in
 
 def redact(url: str) -> str:
     """The URL with its credentials hidden, for logs and error messages."""
+    url = re.sub(r"((?:sentinel_)?password=)[^&#]*", r"\1***", url)
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
@@ -254,17 +277,18 @@ def check(url: Any) -> None:
     if not isinstance(url, str):
         raise ValueError(f"expected a Redis URL, got {url!r} ({type(url).__name__})")
     scheme = url.partition("://")[0] if "://" in url else ""
-    if scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME, *CLUSTER_SCHEMES):
+    if scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES):
         raise ValueError(f"expected a Redis URL, got {redact(url)!r}")
-    if scheme in CLUSTER_SCHEMES:
+    if scheme in CLUSTER_SCHEMES or scheme in SENTINEL_SCHEMES:
         try:
-            spec = parse_cluster(url)
+            tls_options = (parse_cluster(url) if scheme in CLUSTER_SCHEMES else parse_sentinel(url)).tls
         except ValueError as exc:
             raise ValueError(f"{redact(url)!r}: {exc}") from None
-        for name, path in spec.tls.items():
+        for name, path in tls_options.items():
             if name in _FILE_OPTIONS and not os.path.isfile(path):
                 raise ValueError(f"{name}: no such file {path!r}")
-        return
+        if scheme in CLUSTER_SCHEMES:
+            return  # nothing to build without connecting: RedisCluster reads the slot map at once
     if scheme == "unix" and not urlsplit(url).path:
         raise ValueError("unix:// needs the socket's path: unix:///path/redis.sock")
     if scheme in ("redis", "rediss"):
