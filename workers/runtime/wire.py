@@ -10,6 +10,7 @@ slot map before its next send.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import struct
@@ -153,21 +154,25 @@ class Wire:
                     self._on_error(str(reply))
 
 
+_HEAD = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n\$(\d+)\r\n")
+
+
 def command_key(cmd: bytes) -> bytes:
     """The key a packed command routes by: its first argument (EVAL/EVALSHA: the first key).
 
     Packed form: `*<n>\\r\\n$<len>\\r\\n<NAME>\\r\\n$<len>\\r\\n<arg>\\r\\n...`."""
-    pos = cmd.index(b"\r\n") + 2
-    args: list[bytes] = []
-    want = 2
-    while len(args) < want:
+    head = _HEAD.match(cmd)
+    if head is None:
+        raise ValueError(f"not a packed command: {cmd[:40]!r}")
+    start = head.end()
+    if head.group(1).upper() not in (b"EVAL", b"EVALSHA"):
+        return cmd[start:start + int(head.group(2))]
+    pos = start + int(head.group(2)) + 2  # past the script: numkeys, then the first key
+    for _ in range(2):
         end = cmd.index(b"\r\n", pos)
         size = int(cmd[pos + 1:end])
-        args.append(cmd[end + 2:end + 2 + size])
-        pos = end + 4 + size
-        if len(args) == 1 and args[0].upper() in (b"EVAL", b"EVALSHA"):
-            want = 4  # name, script, numkeys, first key
-    return args[-1]
+        arg, pos = cmd[end + 2:end + 2 + size], end + 4 + size
+    return arg
 
 
 _REROUTE = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN")
@@ -185,6 +190,7 @@ class ClusterWire:
         self._on_error = on_error
         self._wires: dict[str, Wire] = {}  # node name "host:port" -> its wire
         self._slot_node: dict[int, str] = {}  # cache of the cluster's slot map
+        self._key_wire: dict[bytes, Wire] = {}  # key -> its master's wire (bounded by the instruments)
         self._refresh = False
 
     def _error(self, message: str) -> None:
@@ -194,7 +200,7 @@ class ClusterWire:
 
     def _node_wire(self, slot: int) -> Wire:
         name = self._slot_node.get(slot)
-        if name is None:
+        if name is None or name not in self._wires:
             cluster = self._client.cluster
             node = cluster.nodes_manager.get_node_from_slot(slot)
             name = self._slot_node[slot] = node.name
@@ -207,6 +213,7 @@ class ClusterWire:
         if self._refresh:
             self._refresh = False
             self._slot_node.clear()
+            self._key_wire.clear()
             for wire in self._wires.values():
                 wire.read_ready()
             try:
@@ -216,11 +223,12 @@ class ClusterWire:
                 raise redis.ConnectionError(f"could not read the cluster's slot map: {exc}") from None
         groups: dict[int, list[bytes]] = {}
         wires: dict[int, Wire] = {}
-        slot_node = self._slot_node
+        key_wire = self._key_wire
         try:
             for cmd in cmds:
-                slot = key_slot(command_key(cmd))
-                wire = self._wires.get(slot_node.get(slot, "")) or self._node_wire(slot)
+                key = command_key(cmd)
+                found = key_wire.get(key)
+                wire = found if found is not None else key_wire.setdefault(key, self._node_wire(key_slot(key)))
                 group = groups.get(id(wire))
                 if group is None:
                     group = groups[id(wire)] = []
