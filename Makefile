@@ -75,7 +75,24 @@ status:
 clean:
 	rm -rf $(VENV) var logs .pytest_cache
 
-# Redis beyond one box: every URL form (password, TLS, unix socket) and a Sentinel failover, with its figures.
+# Redis beyond one box: every URL form (password, TLS, unix socket, Sentinel, Cluster), every feed on a
+# 3-master cluster, and the Sentinel and Cluster failovers, with their figures. All of it also runs in `make test`.
 .PHONY: test-redis
 test-redis: dev-install
-	$(VENV)/bin/python -m pytest -q tests/integration/test_redis_urls.py tests/reliability/test_16_sentinel_failover.py
+	$(VENV)/bin/python -m pytest -q tests/integration/test_redis_urls.py tests/reliability/test_16_sentinel_failover.py \
+	  tests/reliability/test_16_cluster_failover.py tests/e2e/test_redis_cluster.py
+
+# The reference peer side by side (issue 17): cryptofeed, pinned, in its own virtualenv (never the project's),
+# on the same Bybit linear ticker frames as bybit_futures_orderbook; prints ratios (bench/peer.py).
+PEER_VENV ?= bench/.peer-venv
+CRYPTOFEED_VERSION ?= 2.4.1
+.PHONY: bench-peer
+bench-peer: dev-install $(PEER_VENV)/.installed-$(CRYPTOFEED_VERSION)
+	$(VENV)/bin/python -m bench.peer --peer-python $(PEER_VENV)/bin/python $(PEER_ARGS)
+
+$(PEER_VENV)/.installed-$(CRYPTOFEED_VERSION):
+	rm -rf $(PEER_VENV)
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install -q 'cryptofeed[redis]==$(CRYPTOFEED_VERSION)'
+	touch $@

@@ -10,13 +10,12 @@ slot map before each retry, and once the replica is promoted it rewrites every k
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 from tests.harness import RedisClusterSet, wait_for
-from workers.runtime.model import Update
+from tests.reliability.util import SinkProducer
 from workers.runtime.sink import RedisSink
 from workers.runtime.stats import FeedStats
 
@@ -35,18 +34,7 @@ def test_master_killed_state_back_on_promoted_replica(cluster, figures):
     stats = FeedStats("cluster-failover", SYMBOLS)
     sink = RedisSink(cluster.url, PREFIX, stats)
     sink.start()
-    seq = [0]
-    stop = threading.Event()
-
-    def produce() -> None:
-        while not stop.is_set():
-            seq[0] += 1
-            now = int(time.time() * 1000)
-            sink.stage([Update(s, {"ltp": str(seq[0])}, now) for s in SYMBOLS], now)
-            sink.flush()
-            time.sleep(0.005)
-
-    producer = threading.Thread(target=produce, daemon=True)
+    producer = SinkProducer(sink, SYMBOLS)
     rc = cluster.cluster()
     try:
         producer.start()
@@ -57,7 +45,7 @@ def test_master_killed_state_back_on_promoted_replica(cluster, figures):
         time.sleep(0.3)
         victim.kill()
         t_kill = time.monotonic()
-        at_kill = seq[0]
+        at_kill = producer.seq
 
         def promoted() -> bool:
             try:
@@ -80,12 +68,11 @@ def test_master_killed_state_back_on_promoted_replica(cluster, figures):
         figures.record("16 cluster failover", "state back after the switch", t_back - t_switch)
         assert t_back <= t_switch + 2.0, f"state back {t_back:.2f} s after the kill; failover took {t_switch:.2f} s"
 
-        stop.set()
-        producer.join(5)
+        producer.stop()
         sink.close()
-        last = str(seq[0])
+        last = str(producer.seq)
         wait_for(lambda: all(fresh.hget(f"{PREFIX}:{s}", "ltp") == last for s in SYMBOLS), 5)
         assert fresh.scard(f"ltp:symbols:{PREFIX}") == len(SYMBOLS)
     finally:
-        stop.set()
+        producer.stop()
         sink.close()

@@ -10,12 +10,11 @@ is asynchronous: what the old master had not passed on is restored by that rewri
 
 from __future__ import annotations
 
-import threading
 import time
 
 from controlpanel.deps import panel_redis
 from tests.harness import SentinelSet, wait_for
-from workers.runtime.model import Update
+from tests.reliability.util import SinkProducer
 from workers.runtime.sink import RedisSink
 from workers.runtime.stats import FeedStats
 
@@ -28,18 +27,7 @@ def test_master_killed_state_back_on_promoted_master(figures):
     stats = FeedStats("failover", SYMBOLS)
     sink = RedisSink(cluster.url, PREFIX, stats)
     sink.start()
-    seq = [0]  # the newest value staged (every symbol gets it)
-    stop = threading.Event()
-
-    def produce() -> None:
-        while not stop.is_set():
-            seq[0] += 1
-            now = int(time.time() * 1000)
-            sink.stage([Update(s, {"ltp": str(seq[0])}, now) for s in SYMBOLS], now)
-            sink.flush()
-            time.sleep(0.005)
-
-    producer = threading.Thread(target=produce, daemon=True)
+    producer = SinkProducer(sink, SYMBOLS)
     try:
         producer.start()
         old = cluster.master_addr()
@@ -50,7 +38,7 @@ def test_master_killed_state_back_on_promoted_master(figures):
         time.sleep(0.3)
         cluster.master.kill()
         t_kill = time.monotonic()
-        at_kill = seq[0]
+        at_kill = producer.seq
 
         new = wait_for(lambda: (addr := cluster.master_addr()) != old and addr, 30, 0.05)
         t_switch = time.monotonic() - t_kill  # the sentinels' failover time, as a client sees it
@@ -69,18 +57,17 @@ def test_master_killed_state_back_on_promoted_master(figures):
         assert t_back <= t_switch + 2.0, f"state back {t_back:.2f} s after the kill; failover took {t_switch:.2f} s"
 
         # Writes keep flowing to the new master; the panel's client (same URL) reads them there.
-        before = seq[0]
+        before = producer.seq
         wait_for(lambda: int(promoted.hget(f"{PREFIX}:S199", "ltp") or 0) > before, 5)
         assert int(panel.hget(f"{PREFIX}:S000", "ltp")) >= at_kill  # its idle connection re-asks the sentinels
-        stop.set()
-        producer.join(5)
+        producer.stop()
         sink.close()
-        last = str(seq[0])
+        last = str(producer.seq)
         wait_for(lambda: all(promoted.hget(f"{PREFIX}:{s}", "ltp") == last for s in SYMBOLS), 5)
         assert promoted.scard(f"ltp:symbols:{PREFIX}") == len(SYMBOLS)
         assert stats.redis_errors >= 1 and sink.connected
     finally:
-        stop.set()
+        producer.stop()
         sink.close(0.5)
         cluster.cleanup()
 

@@ -132,3 +132,33 @@ def none_marked(r: redis.Redis, keys: Iterable[str]) -> bool:
     """Every key exists and carries no `stale` marker."""
     keys = list(keys)
     return r.exists(*keys) == len(keys) and not any(stale_of(r, keys))
+
+
+class SinkProducer:
+    """A thread that stages a new value (`seq`) for every symbol every 5 ms and flushes, as a busy
+    feed's socket thread does; `seq` is the newest value staged."""
+
+    def __init__(self, sink, symbols: list[str]) -> None:  # sink: workers.runtime.sink.RedisSink
+        self.sink = sink
+        self.symbols = symbols
+        self.seq = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from workers.runtime.model import Update
+
+        while not self._stop.is_set():
+            self.seq += 1
+            now = now_ms()
+            self.sink.stage([Update(s, {"ltp": str(self.seq)}, now) for s in self.symbols], now)
+            self.sink.flush()
+            time.sleep(0.005)
+
+    def start(self) -> SinkProducer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
