@@ -74,8 +74,9 @@ def control(service_id: str, action: str) -> Any:
         return _unknown_service(service_id)
     sup = get_supervisor()
     operator_act(get_redis(), sup, service_id, action, "panel")
-    state = sup.info(service_id)["statename"]
-    return jsonify({"ok": True, "service": service_id, "action": action, "process_state": state})
+    info = sup.info(service_id)
+    return jsonify({"ok": True, "service": service_id, "action": action, "process_state": info["statename"],
+                    "node": info["node"]})
 
 
 @api.get("/api/health")

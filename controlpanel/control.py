@@ -35,9 +35,11 @@ from typing import Any
 import redis
 
 from workers.runtime.config import Config
+from workers.runtime.redis_url import is_cluster
 from workers.runtime.status import STARTS_KEY, STATUS_KEY, STOPPED_TTL_S
 from workers.runtime.timefmt import iso_ms
 
+from .nodes import NodeSet
 from .snapshot import OPERATOR_KEY, collect, text
 from .supervisor_client import SupervisorClient, SupervisorError
 
@@ -88,8 +90,9 @@ def _process_starts(client: redis.Redis, sid: str) -> str:
     return raw if raw.isascii() and raw.isdigit() else "0"
 
 
-def operator_act(client: redis.Redis, supervisor: SupervisorClient, sid: str, action: str, via: str) -> None:
-    """Carry out an operator's start / stop / restart through supervisord and count it as an operator action.
+def operator_act(client: redis.Redis, supervisor: SupervisorClient | NodeSet, sid: str, action: str, via: str) -> None:
+    """Carry out an operator's start / stop / restart through supervisord (the node that has `sid`) and count
+    it as an operator action.
 
     The count needs Redis; the action does not: with Redis away it is carried out and only logged."""
     try:
@@ -200,7 +203,7 @@ def parse_command(raw: bytes, now: float) -> tuple[str, dict[str, Any]]:
 
 
 class ControlWatcher:
-    def __init__(self, config: Config, client: redis.Redis, supervisor: SupervisorClient) -> None:
+    def __init__(self, config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet) -> None:
         self.config = config
         self.client = client
         self.supervisor = supervisor
@@ -318,7 +321,14 @@ class ControlWatcher:
         configured = {CONTROL_KEY.format(service_id=sid).encode() for sid in self.config.services}
         found: set[bytes] = set()
         cursor: Any = 0
-        while True:
+        if is_cluster(self.client):  # SCAN's cursor is per node: redis-py's cluster scan_iter walks every master
+            for key in self.client.scan_iter(match=CONTROL_PATTERN, count=1000):
+                if (raw := str(key).encode()) not in configured:
+                    found.add(raw)
+                if len(found) > MAX_UNKNOWN_REMEMBERED:
+                    break
+            cursor = None
+        while cursor is not None:
             cursor, keys = self.client.execute_command("SCAN", cursor, "MATCH", CONTROL_PATTERN, "COUNT", 1000,
                                                        NEVER_DECODE=True)
             found.update(k for k in keys if k not in configured)

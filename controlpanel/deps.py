@@ -1,4 +1,4 @@
-"""What every request needs, set up once by the factory: config, Redis, supervisord, rate limiter, settings.
+"""What every request needs, set up once by the factory: config, Redis, supervisord nodes, rate limiter, settings.
 
 Blueprints and helpers import the `get_*` accessors from here and never read
 `app.extensions` themselves, so the wiring lives in one place.
@@ -13,11 +13,12 @@ from flask import Flask, current_app
 from prometheus_client import CollectorRegistry
 
 from workers.runtime.config import Config
-from workers.runtime.redis_url import connection_pool
+from workers.runtime.redis_url import client as url_client
+from workers.runtime.redis_url import connection_pool, is_cluster_url
 
+from .nodes import NodeSet
 from .ratelimit import RateLimiter
 from .settings import PanelSettings
-from .supervisor_client import SupervisorClient
 
 _KEY = "ltp"
 REDIS_SOCKET_TIMEOUT_S = 5
@@ -30,7 +31,7 @@ class Deps:
     config: Config
     settings: PanelSettings
     redis: redis.Redis
-    supervisor: SupervisorClient
+    supervisor: NodeSet  # one node (the local supervisord) unless LTP_PANEL_NODES lists several
     ratelimit: RateLimiter
     # A registry per app: several apps in one process (tests) never clash.
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -38,7 +39,11 @@ class Deps:
 
 def panel_redis(url: str, max_connections: int) -> redis.Redis:
     """A client on a bounded, blocking pool: as many connections as the panel has threads, no more.
-    Any URL form the feeds take (`workers.runtime.redis_url`), built the same way."""
+    Any URL form the feeds take (`workers.runtime.redis_url`), built the same way. A Redis Cluster gets
+    that many connections per node (redis-py's cluster client has no blocking pool: a request beyond
+    them fails with a 503 at once)."""
+    if is_cluster_url(url):
+        return url_client(url, REDIS_SOCKET_TIMEOUT_S, 2, max_connections)
     pool = connection_pool(url, REDIS_SOCKET_TIMEOUT_S, 2, max_connections=max_connections, pool_timeout=REDIS_POOL_WAIT_S)
     return redis.Redis(connection_pool=pool)
 
@@ -48,7 +53,7 @@ def build(config: Config, settings: PanelSettings, supervisor_url: str | None) -
         config=config,
         settings=settings,
         redis=panel_redis(config.redis_url, settings.threads + REDIS_POOL_SPARE),
-        supervisor=SupervisorClient(supervisor_url),
+        supervisor=NodeSet.build(settings.nodes_file, supervisor_url),
         ratelimit=RateLimiter(settings.rate_burst, settings.rate_per_s),
     )
 
@@ -78,7 +83,7 @@ def get_redis() -> redis.Redis:
     return _deps().redis
 
 
-def get_supervisor() -> SupervisorClient:
+def get_supervisor() -> NodeSet:
     return _deps().supervisor
 
 

@@ -3,10 +3,12 @@
 A feed counts when it is expected to deliver: enabled in exchanges.yaml, or
 running (or being retried) although disabled. Then:
 
-- unhealthy: Redis or supervisord unreachable; a feed that cannot start
-  (FATAL, no supervisord program, `state=config_error`); or no expected feed
-  delivering at all (every one failing, none in its start-up grace);
-- degraded: a feed stopped, exiting while starting (BACKOFF), without data
+- unhealthy: Redis or supervisord unreachable (every node, when there are
+  several); a feed that cannot start (FATAL, no supervisord program,
+  `state=config_error`); or no expected feed delivering at all (every one
+  failing, none in its start-up grace);
+- degraded: one of several supervisord nodes down (named, with its cause);
+  a feed stopped, exiting while starting (BACKOFF), without data
   since it started (after the grace, or at once when its connection failed),
   stale, silent about its status, or with symbols that have no data (`no_data`);
 - healthy otherwise (a feed within its start-up grace is listed under `starting`).
@@ -40,9 +42,17 @@ def evaluate(snap: dict[str, Any]) -> dict[str, Any]:
     if not config["ok"]:
         reasons.append(f"configuration unusable, no feed can start: {config['error']}")
         worse(UNHEALTHY)
-    if not snap["supervisor"]["ok"]:
-        reasons.append(f"supervisord unreachable: {snap['supervisor']['error']}")
+    sup = snap["supervisor"]
+    nodes = snap.get("nodes") or []
+    if not sup["ok"] and (len(nodes) < 2 or not sup.get("answered")):
+        reasons.append(f"supervisord unreachable: {sup['error']}")
         worse(UNHEALTHY)
+    elif not sup["ok"]:
+        # The other nodes' feeds are still seen and controlled: degraded, not unhealthy.
+        for node in nodes:
+            if not node["ok"]:
+                reasons.append(f"supervisord node {node['name']} ({node['url']}) unreachable: {node['error']}")
+        worse(DEGRADED)
 
     expected = [s for s in snap["services"] if s["expected"]]
     feeds: dict[str, dict[str, Any]] = {}
@@ -76,6 +86,7 @@ def evaluate(snap: dict[str, Any]) -> dict[str, Any]:
         "reasons": reasons,
         "redis": snap["redis"]["ok"],
         "supervisor": snap["supervisor"]["ok"],
+        "nodes": {n["name"]: {"ok": n["ok"], "error": n["error"]} for n in nodes},
         "stale": stale,
         "running": [s["id"] for s in snap["services"] if s["process_state"] == "RUNNING"],
         "delivering": delivering,

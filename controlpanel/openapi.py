@@ -17,19 +17,20 @@ def _action(verb: str) -> dict[str, Any]:
     return {
         "post": {
             "summary": f"{verb.capitalize()} a service",
-            "description": f"supervisord `{verb}` with wait. Needs a token off loopback; browsers also send X-CSRF-Token. Rate-limited.",
+            "description": f"supervisord `{verb}` with wait, on the node that has the program (LTP_PANEL_NODES). Needs a token "
+                           "off loopback; browsers also send X-CSRF-Token. Rate-limited.",
             "tags": ["control"],
             "parameters": [_SERVICE_ID],
             "security": [{"bearer": []}, {"session": []}],
             "responses": {
-                "200": _json("Done; the process state after the action."),
+                "200": _json("Done; the process state after the action and the `node` it ran on."),
                 "401": _json("No or wrong token.", _ERROR),
                 "403": _json("Missing or wrong CSRF token, or cross-origin request.", _ERROR),
                 "404": _json("Unknown service id; `valid_ids` lists the configured ones.", _ERROR),
                 "409": _json("already_started / not_running.", _ERROR),
                 "429": _json("Rate limit; see Retry-After.", _ERROR),
                 "500": _json("spawn_error / abnormal_termination: the program died while starting.", _ERROR),
-                "503": _json("supervisord is not reachable.", _ERROR),
+                "503": _json("supervisord (the program's node) is not reachable.", _ERROR),
             },
         }
     }
@@ -116,7 +117,10 @@ _SERVICE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
     "id": _p("string", "The service id (also its supervisord program)."),
     "enabled": _p("boolean", "`enabled` in exchanges.yaml: started at boot."),
     "expected": _p("boolean", "Expected to deliver: enabled, or running (or being retried) although disabled. Health counts these."),
-    "process_state": _p("string", "supervisord's state; NO_PROGRAM: no such program; UNKNOWN: supervisord unreachable."),
+    "process_state": _p("string", "supervisord's state; NO_PROGRAM: no such program; UNKNOWN: supervisord (its node) unreachable."),
+    "node": _p("string", "The supervisord node that has the program (`local` without LTP_PANEL_NODES); null: none reachable has it."),
+    "nodes_defining": {"type": "array", "items": {"type": "string"},
+                       "description": "With several nodes: the answering nodes that define the program."},
     "feed_state": _p("string", "The feed's own state: connecting, subscribed, reconnecting, stopped, config_error."),
     "badge": _p("string", "running, starting (also: running, no data yet within the grace), stale, stopping, stopped, "
                           "failed (FATAL or no program), config_error, unknown."),
@@ -126,7 +130,8 @@ _SERVICE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
                            "start after the grace, or a failed connection), or not running with data left in Redis."),
     "problems": {"type": "array", "description": "Why it is not delivering: {severity (degraded | unhealthy), kind, message}. "
                                                  "Kinds: config_error, no_program, fatal, backoff, stopped, stale, "
-                                                 "no_data_since_start, no_status, symbols_without_data, status_unreadable.",
+                                                 "no_data_since_start, no_status, symbols_without_data, status_unreadable, node_down, "
+                                                 "node_conflict (active on two nodes).",
                  "items": {"type": "object"}},
     "last_error": _p("string", "The last error the current (or, when none runs, the last) process reported, with its cause."),
     "no_data": {"type": "array", "items": {"type": "string"}, "description": "Configured symbols without data (the feed's `no_data`)."},
@@ -156,7 +161,8 @@ _HEALTH_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
     "starting": {"type": "array", "items": {"type": "string"}},
     "running": {"type": "array", "items": {"type": "string"}},
     "redis": _p("boolean", "Redis answered."),
-    "supervisor": _p("boolean", "supervisord answered."),
+    "supervisor": _p("boolean", "supervisord answered (every node)."),
+    "nodes": _p("object", "Per supervisord node: {ok, error}."),
 }}
 
 
@@ -174,7 +180,8 @@ def openapi_spec() -> dict[str, Any]:
             "description": "HTTP 200 only when healthy; 503 otherwise. Counts every feed expected to deliver (enabled in "
                            "exchanges.yaml, or running although disabled). `unhealthy`: Redis or supervisord unreachable, a feed "
                            "that cannot start (FATAL, no supervisord program, state=config_error), or no expected feed "
-                           "delivering at all. `degraded`: a feed stopped, exiting while starting (BACKOFF), without data since "
+                           "delivering at all (every node down, with several). `degraded`: one of several supervisord nodes "
+                           "down, a feed stopped, exiting while starting (BACKOFF), without data since "
                            "it started (after a grace of min(10 s, stale_after), or at once when its connection failed), "
                            "stale, publishing no status, or with symbols in its `no_data` list. `reasons`: one line per "
                            "problem, `<feed>: <what> : <cause from last_error>`; `feeds`: per expected feed, status "
@@ -228,7 +235,11 @@ def openapi_spec() -> dict[str, Any]:
                 "Status": {"type": "object", "properties": {
                     "services": {"type": "array", "items": {"$ref": "#/components/schemas/Service"}},
                     "programs": {"type": "array", "items": {"type": "object"}},
-                    "summary": {"type": "object"}, "redis": {"type": "object"}, "supervisor": {"type": "object"}}},
+                    "summary": {"type": "object"}, "redis": {"type": "object"},
+                    "supervisor": _p("object", "{ok: every node answered, error, answered: how many did, nodes_down}"),
+                    "nodes": {"type": "array", "items": {"type": "object"},
+                              "description": "Each supervisord node: name, url, ok, error, programs, elapsed_ms."},
+                    "nodes_config": _p("object", "{ok, error, source}: LTP_PANEL_NODES's file, when set.")}},
             },
         },
     }

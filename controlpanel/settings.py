@@ -37,6 +37,8 @@ class PanelSettings:
     threads: int = 8
     connection_limit: int = 4000
     channel_timeout: int = 30
+    # LTP_PANEL_NODES: a YAML file listing supervisord nodes (node_config.py); empty = the local one only.
+    nodes_file: str = ""
 
     @property
     def loopback(self) -> bool:
@@ -63,6 +65,7 @@ class PanelSettings:
             "token": env.get("LTP_PANEL_TOKEN", ""),
             "secure_cookie": env.get("LTP_PANEL_SECURE_COOKIE", "") in ("1", "true", "yes"),
             "trusted_hosts": tuple(h.strip() for h in env.get("LTP_PANEL_TRUSTED_HOSTS", "").split(",") if h.strip()),
+            "nodes_file": env.get("LTP_PANEL_NODES", "").strip(),
         }
         if env.get("LTP_PANEL_SECRET"):
             values["secret_key"] = env["LTP_PANEL_SECRET"]

@@ -1,8 +1,9 @@
 """The joined view of supervisord and Redis that /api/status, /api/health and /metrics share.
 
 Cost per call: one pipelined Redis round trip for every service together and
-one getAllProcessInfo. Data points come from the sink's symbol index (SCARD),
-never from scanning keys.
+one getAllProcessInfo per supervisord node (in parallel, each bounded by its
+timeout: nodes.py). Data points come from the sink's symbol index (SCARD), never
+from scanning keys.
 
 Whatever a feed (or anyone) wrote is read as bytes and decoded with replacement:
 one invalid byte in a status field must not turn the whole panel into a 500.
@@ -26,11 +27,13 @@ import redis
 
 from workers.runtime import sink as runtime_sink
 from workers.runtime.config import Config, ServiceConfig
+from workers.runtime.redis_url import is_cluster
 from workers.runtime.sink import SYMBOL_INDEX
 from workers.runtime.status import STARTS_KEY, STATUS_KEY
 from workers.runtime.status import TTL_S as STATUS_TTL_S
 
-from .supervisor_client import SupervisorClient, SupervisorError
+from .nodes import NodeSet, Owner, Poll
+from .supervisor_client import SupervisorClient
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +335,7 @@ def _mark_dead(client: redis.Redis, svc: ServiceConfig, entry: dict[str, Any], r
     (kill -9, OOM, a crash loop): its keys must say they are not current. Once per such episode; the
     runtime's script checks the status hash is still absent, atomically, so a feed that has just come
     back is never marked."""
-    memo = (id(client.connection_pool), svc.service_id)
+    memo = (id(client if is_cluster(client) else client.connection_pool), svc.service_id)
     if raw.status or raw.status_error:
         if memo in _dead_marked:
             with _dead_lock:
@@ -387,8 +390,53 @@ def _read(client: redis.Redis, services: list[ServiceConfig], samples: list[Sequ
     return out
 
 
-def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient) -> dict[str, Any]:
-    """Everything the dashboard header and cards need, in one Redis round trip and one XML-RPC call."""
+def _node_problems(entry: dict[str, Any], owner: Owner, poll: Poll) -> None:
+    """With several nodes: say which node a feed is on when that node is down, and when two run it."""
+    problems = entry["problems"]
+    if not owner.node_ok:
+        node = poll.node(owner.node)
+        if node is not None:
+            problems.append(_problem(DEGRADED, "node_down", f"its supervisord node {node.name} ({node.url}) is down: "
+                                     f"{node.error}; process state unknown"))
+        else:
+            down = "; ".join(f"{n.name} ({n.error})" for n in poll.down)
+            problems.append(_problem(DEGRADED, "node_down", f"on no reachable supervisord node; down: {down}"))
+    if owner.conflict:
+        problems.append(_problem(DEGRADED, "node_conflict",
+                                 f"runs on {len(owner.conflict)} nodes ({', '.join(owner.conflict)}): one feed id must run "
+                                 f"on one host (two processes fight over its keys); shown and controlled: {owner.node}"))
+    if problems:
+        entry["starting"] = False
+
+
+def _programs(nodes: NodeSet, poll: Poll, configured: set[str]) -> list[dict[str, Any]]:
+    """supervisord's other programs (redis, panel, autostart...) of every node; a down node's as last seen."""
+    out = []
+    for st in poll.nodes:
+        if st.ok:
+            out += [{"name": p["name"], "state": p["statename"], "description": p.get("description", ""), "node": st.name}
+                    for p in st.procs.values() if p["name"] not in configured]
+        elif nodes.multi:
+            out += [{"name": name, "state": "UNKNOWN", "description": f"node {st.name} is down: {st.error}", "node": st.name}
+                    for name in sorted(nodes.known_programs(st.name) - configured)]
+    return out
+
+
+def _supervisor_summary(poll: Poll, multi: bool) -> dict[str, Any]:
+    if poll.config_error:
+        return {"ok": False, "error": f"node configuration unusable: {poll.config_error}", "nodes_down": []}
+    down = poll.down
+    if not multi:
+        error = down[0].error if down else ""
+    else:
+        error = "; ".join(f"node {n.name} ({n.url}): {n.error}" for n in down)
+    # ok: every node answered. `answered` tells a partial outage (degraded) from a total one (unhealthy).
+    return {"ok": not down, "error": error, "answered": len(poll.answered), "nodes_down": [n.name for n in down]}
+
+
+def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet) -> dict[str, Any]:
+    """Everything the dashboard header and cards need, in one Redis round trip and one XML-RPC call per node."""
+    nodes = supervisor if isinstance(supervisor, NodeSet) else NodeSet.single(supervisor)
     services = list(config.services.values())
     samples: list[Sequence[str]] = [svc.symbols[:FRESHNESS_SAMPLE] for svc in services]
     redis_error = ""
@@ -397,32 +445,31 @@ def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient) -
     except redis.RedisError as exc:
         redis_error = str(exc) or type(exc).__name__
         raws = [_Raw() for _ in services]
-    supervisor_error = ""
-    try:
-        procs: dict[str, dict[str, Any]] | None = supervisor.processes()
-    except SupervisorError as exc:
-        procs, supervisor_error = None, exc.message
+    poll = nodes.poll()
     now = time.time()
     out = []
     for svc, raw in zip(services, raws, strict=True):
-        proc = procs.get(svc.service_id) if procs else None
-        entry = _service_entry(svc, raw, proc, now, procs is not None)
+        owner = nodes.owner(poll, svc.service_id)
+        entry = _service_entry(svc, raw, owner.proc if owner.node_ok else None, now, owner.node_ok)
+        entry["node"] = owner.node
+        if nodes.multi:
+            _node_problems(entry, owner, poll)
+            entry["nodes_defining"] = owner.defined_on
         out.append(entry)
         if not redis_error:
-            _mark_dead(client, svc, entry, raw, procs is not None)
+            # Only when the owning node answered and no down node may be running it (nodes.Owner.markable).
+            _mark_dead(client, svc, entry, raw, owner.node_ok and owner.markable)
     configured = set(config.services)
-    programs = [
-        {"name": p["name"], "state": p["statename"], "description": p.get("description", "")}
-        for p in (procs or {}).values() if p["name"] not in configured
-    ]
     updates = [s["last_update"] for s in out if s["last_update"]]
     return {
         "time": now,
         "services": out,
-        "programs": programs,
+        "programs": _programs(nodes, poll, configured),
         "redis": {"ok": not redis_error, "error": redis_error},
         "config": {"ok": not config.error, "error": config.error, "path": str(config.path)},
-        "supervisor": {"ok": procs is not None, "error": supervisor_error},
+        "supervisor": _supervisor_summary(poll, nodes.multi),
+        "nodes": [st.public() for st in poll.nodes],
+        "nodes_config": {"ok": not poll.config_error, "error": poll.config_error, "source": nodes.config.source},
         "summary": {
             "total": len(out),
             "running": sum(s["process_state"] == "RUNNING" for s in out),

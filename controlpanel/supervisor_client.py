@@ -1,17 +1,25 @@
-"""supervisord XML-RPC wrapper: faults become `SupervisorError`s with an HTTP status and a plain message."""
+"""supervisord XML-RPC wrapper for one node: faults become `SupervisorError`s with an HTTP status and a plain message.
+
+Every call has a timeout (transport.py): reads take the node's timeout, start/stop (which wait
+for supervisord's startsecs / stopwaitsecs) ACTION_TIMEOUT_S.
+"""
 
 from __future__ import annotations
 
 import http.client
-import threading
 import xmlrpc.client
 from typing import Any
 
 from supervisor.xmlrpc import Faults
 
-from workers.runtime.supervisor_rpc import supervisor_proxy
+from workers.runtime.supervisor_rpc import default_server_url
+
+from .node_config import LOCAL, NodeConfig
+from .transport import node_proxy
 
 LOG_MAX_BYTES = 64 * 1024  # a log tail never returns more than this
+LOCAL_TIMEOUT_S = 5.0      # the implicit single node: no other node to keep waiting, so more patience
+ACTION_TIMEOUT_S = 60.0    # start/stop wait for startsecs / stopwaitsecs (and startretries) on the node
 
 # fault code -> (HTTP status, short code, message template)
 _FAULTS: dict[int, tuple[int, str, str]] = {
@@ -42,26 +50,30 @@ class SupervisorUnavailable(SupervisorError):
 
 
 class SupervisorClient:
-    """One proxy per thread (a proxy keeps its socket, and is not thread-safe), rebuilt after an error."""
+    """One supervisord node. Each call opens its own connection (transport.py), so it is thread-safe."""
 
-    def __init__(self, server_url: str | None = None) -> None:
-        self.server_url = server_url
-        self._local = threading.local()
+    def __init__(self, server_url: str | None = None, *, node: NodeConfig | None = None,
+                 timeout: float = LOCAL_TIMEOUT_S) -> None:
+        self.node = node or NodeConfig(LOCAL, server_url or default_server_url())
+        self.server_url = self.node.url
+        self.timeout = timeout
 
-    def _proxy(self) -> xmlrpc.client.ServerProxy:
-        proxy = getattr(self._local, "proxy", None)
-        if proxy is None:
-            proxy = self._local.proxy = supervisor_proxy(self.server_url)
-        return proxy
+    @property
+    def name(self) -> str:
+        return self.node.name
 
-    def _call(self, method: str, *args: Any, name: str = "") -> Any:
+    def _call(self, method: str, *args: Any, name: str = "", timeout: float | None = None) -> Any:
         try:
-            return getattr(self._proxy().supervisor, method)(*args)
+            with node_proxy(self.node, timeout or self.timeout) as proxy:
+                return getattr(proxy.supervisor, method)(*args)
         except xmlrpc.client.Fault as fault:
             status, code, template = _FAULTS.get(fault.faultCode, (500, "fault", "supervisord: {detail}"))
             raise SupervisorError(status, code, template.format(name=name, detail=fault.faultString)) from None
-        except (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError) as exc:
-            self._local.proxy = None  # the socket may be half-closed: reconnect next time
+        except TimeoutError:
+            raise SupervisorUnavailable(f"no answer within {timeout or self.timeout:g} s") from None
+        except xmlrpc.client.ProtocolError as exc:  # 401 from a node whose username/password is wrong, a proxy's 502
+            raise SupervisorUnavailable(f"HTTP {exc.errcode} {exc.errmsg}") from None
+        except (OSError, http.client.HTTPException) as exc:
             raise SupervisorUnavailable(str(exc) or type(exc).__name__) from None
 
     def processes(self) -> dict[str, dict[str, Any]]:
@@ -72,10 +84,10 @@ class SupervisorClient:
         return self._call("getProcessInfo", name, name=name)
 
     def start(self, name: str, wait: bool = True) -> None:
-        self._call("startProcess", name, wait, name=name)
+        self._call("startProcess", name, wait, name=name, timeout=ACTION_TIMEOUT_S)
 
     def stop(self, name: str, wait: bool = True) -> None:
-        self._call("stopProcess", name, wait, name=name)
+        self._call("stopProcess", name, wait, name=name, timeout=ACTION_TIMEOUT_S)
 
     def restart(self, name: str) -> None:
         """Stop if running, then start; a stopped program simply starts."""

@@ -10,6 +10,7 @@ let lastStatus = null;
 let pricePrefix = null;
 let pricePicked = false;              // the user chose a tab: stop choosing for them
 let drawerService = null;
+let nodesDown = null;                 // node name -> error, when the panel watches several supervisord nodes
 
 function setText(el, text) {
   if (el && el.textContent !== text) el.textContent = text;
@@ -85,6 +86,17 @@ function renderService(s) {
   if (s.feed_state) tip.push(`feed: ${s.feed_state}`);
   if (s.stale) tip.push(s.process_state === "RUNNING" ? `no current data (stale_after ${s.stale_after}s)` : "its data in Redis is not current");
   if (b.title !== tip.join(" · ")) b.title = tip.join(" · ");
+  const nd = $('[data-role="node"]', row);
+  // No tag for a program no node has (its badge says "no program"); a red one when its node is down.
+  nd.hidden = !nodesDown || (s.node === null && s.process_state !== "UNKNOWN");
+  if (!nd.hidden) {
+    const down = s.node === null || s.node in nodesDown;
+    setText(nd, s.node || "no node");
+    nd.classList.toggle("svc__node--down", down);
+    const nodeTip = s.node === null ? "on no reachable supervisord node"
+      : down ? `supervisord node ${s.node} is down: ${nodesDown[s.node]}` : `supervisord node ${s.node}`;
+    if (nd.title !== nodeTip) nd.title = nodeTip;
+  }
   $('[data-role="disabled"]', row).hidden = s.enabled;
   setText($('[data-role="points"]', row), s.data_points.toLocaleString("en-US"));
   setText($('[data-role="rate"]', row), s.process_state === "RUNNING" ? fmtNum(s.messages_per_s, 1) : "–");
@@ -118,15 +130,19 @@ function renderStatus(st) {
   $("#count-stale").className = sum.stale ? "warn" : "";
   setText($("#count-points"), sum.data_points.toLocaleString("en-US"));
   setText($("#last-update"), sum.last_update ? `${new Date(sum.last_update * 1000).toLocaleTimeString()} (${fmtAge(st.time - sum.last_update)})` : "–");
+  const problems = [];
+  const nodes = st.nodes || [];
+  nodesDown = nodes.length > 1 ? Object.fromEntries(nodes.filter((n) => !n.ok).map((n) => [n.name, n.error])) : null;
   st.services.forEach(renderService);
   document.querySelectorAll(".card[data-exchange]").forEach((card) => {
     const mine = st.services.filter((s) => s.exchange === card.dataset.exchange);
     setText($('[data-role="exsum"]', card), `${mine.filter((s) => s.process_state === "RUNNING").length}/${mine.length} running`);
   });
-  const problems = [];
   if (st.config && !st.config.ok) problems.push(`Configuration unusable, no feed can start: ${st.config.error}`);
   if (!st.redis.ok) problems.push(`Redis unreachable: ${st.redis.error}`);
-  if (!st.supervisor.ok) problems.push(`supervisord unreachable: ${st.supervisor.error}`);
+  if (nodesDown && st.supervisor.answered) {
+    nodes.filter((n) => !n.ok).forEach((n) => problems.push(`supervisord node ${n.name} (${n.url}) is down: ${n.error}; its feeds' state is unknown`));
+  } else if (!st.supervisor.ok) problems.push(`supervisord unreachable: ${st.supervisor.error}`);
   const sys = $("#system");
   sys.hidden = !problems.length;
   setText(sys, problems.join(" · "));
@@ -154,7 +170,7 @@ async function act(id, action) {
     const body = await resp.json().catch(() => ({}));
     if (resp.status === 401) { window.location = "/login"; return; }
     if (!resp.ok) toast(`${id}: ${body.message || resp.statusText}`, resp.status === 409 ? "warn" : "error");
-    else toast(`${id}: ${action} done (${body.process_state.toLowerCase()})`, "ok");
+    else toast(`${id}: ${action} done (${body.process_state.toLowerCase()}${nodesDown ? ` on ${body.node}` : ""})`, "ok");
   } catch (e) {
     toast(`${id}: ${action} failed: ${e.message}`, "error");
   } finally {

@@ -69,5 +69,7 @@ def test_feeds_panel_and_views_on_a_cluster(cluster, sim):
         assert c.post("/api/service/bybit_spot/start").status_code == 200
         wait_for(lambda: not any(rc.hexists(f"bybit_spot:{s}", "stale") for s in symbols), 20)
         assert "redis_reply" not in rc.hget("service:status:bybit_spot", "errors_by_kind")
+        operator = rc.hgetall("service:operator:bybit_spot")  # counted by a one-key script
+        assert operator["stops"] == "1" and operator["starts"] == "1" and operator["last_via"]
     finally:
         sv.stop()
