@@ -11,12 +11,11 @@ import socket
 import struct
 
 import pytest
-import requests
 
 from tests.harness import RawWsServer, free_port, wait_for
 from workers.exchanges import bybit
 from workers.runtime.backoff import Backoff
-from workers.runtime.poll import RestError, get_json
+from workers.runtime.poll import RestError, RestSession, get_json
 from workers.runtime.sink import RedisSink
 from workers.runtime.stats import RECONNECTING, SUBSCRIBED, FeedStats
 from workers.runtime.ws import WsConnection
@@ -116,7 +115,7 @@ def test_a_close_frame_is_a_clean_end_not_an_error(connect, sim):
 
 
 def rest_error(url: str, timeout: float = 5.0) -> str:
-    with pytest.raises(RestError) as info, requests.Session() as session:
+    with pytest.raises(RestError) as info, RestSession() as session:
         get_json(session, url, timeout=timeout)
     return str(info.value)
 

@@ -2,11 +2,11 @@
 looks like in the status: `certificate verify failed — set SSL_CERT_FILE/REQUESTS_CA_BUNDLE/
 WEBSOCKET_CLIENT_CA_BUNDLE to your CA bundle (...)`, for WebSocket connections and REST alike.
 
-Confirmed here (websocket-client 1.x, requests 2.x, OpenSSL 3):
+Confirmed here (websocket-client 1.x, urllib3 2.x, OpenSSL 3):
 - websocket-client: WEBSOCKET_CLIENT_CA_BUNDLE (its own), SSL_CERT_FILE (OpenSSL's default verify
   path, which websocket-client loads when no CA is given); not REQUESTS_CA_BUNDLE.
-- requests: REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (Session.trust_env); not SSL_CERT_FILE (it uses
-  certifi's bundle) nor WEBSOCKET_CLIENT_CA_BUNDLE.
+- REST (`poll.RestSession`, urllib3): REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (read as requests did),
+  else OpenSSL's default paths, so SSL_CERT_FILE too; not WEBSOCKET_CLIENT_CA_BUNDLE.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from __future__ import annotations
 import ssl
 
 import pytest
-import requests
 import websocket
 
 from tests.harness import TRUST_ENV_VARS, RawWsServer, TlsCerts, wait_for
 from tests.sim import Simulator
 from workers.exchanges import bybit
 from workers.runtime.backoff import Backoff
-from workers.runtime.poll import RestError, get_json
+from workers.runtime.poll import RestError, RestSession, get_json
 from workers.runtime.sink import RedisSink
 from workers.runtime.stats import FeedStats
 from workers.runtime.ws import CA_HINT, WsConnection, connection_error_text
@@ -72,13 +71,13 @@ def test_websocket_client_honours(var, trusted, clean_env, tls_ws, tls_certs):
 
 
 @pytest.mark.parametrize(("var", "trusted"), [
-    ("REQUESTS_CA_BUNDLE", True), ("CURL_CA_BUNDLE", True), ("SSL_CERT_FILE", False),
+    ("REQUESTS_CA_BUNDLE", True), ("CURL_CA_BUNDLE", True), ("SSL_CERT_FILE", True),
     ("WEBSOCKET_CLIENT_CA_BUNDLE", False), (None, False)])
-def test_requests_honours(var, trusted, clean_env, tls_sim, tls_certs):
+def test_rest_honours(var, trusted, clean_env, tls_sim, tls_certs):
     if var:
         clean_env.setenv(var, str(tls_certs.ca_cert))
     url = f"{tls_sim.http_url('delta')}/v2/products"
-    with requests.Session() as session:
+    with RestSession() as session:
         if trusted:
             assert get_json(session, url, timeout=5)["success"] is True
         else:
@@ -114,6 +113,6 @@ def test_wss_to_a_plain_port_says_so(clean_env, sim):
         websocket.create_connection(url, timeout=5)
     assert connection_error_text(info.value) == hint
     rest = f"https://127.0.0.1:{sim.port}/delta/v2/products"
-    with pytest.raises(RestError) as err, requests.Session() as session:
+    with pytest.raises(RestError) as err, RestSession() as session:
         get_json(session, rest, timeout=5)
     assert str(err.value) == f"GET {rest} failed: {hint}"

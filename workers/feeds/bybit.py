@@ -15,7 +15,7 @@ from workers.runtime.timefmt import now_ms
 from workers.runtime.ws import WsConnection
 
 if TYPE_CHECKING:
-    import requests
+    from workers.runtime.poll import RestSession
 
 
 def _connections(ctx: FeedContext, streams: list[bybit.SpotStream] | list[bybit.LinearStream] | list[bybit.OptionStream],
@@ -43,7 +43,7 @@ def options(ctx: FeedContext) -> list[Source]:
     rule = ChainRule.from_config(svc.selection, f"{svc.path}.selection")
     explicit = list(svc.symbols)
 
-    def discover(session: requests.Session) -> list[str]:
+    def discover(session: RestSession) -> list[str]:
         coins = sorted(set(rule.underlyings) | {s.split("-")[0] for s in explicit})
         url = f"{rest}{bybit.INSTRUMENTS_PATH}"
         contracts = [c for coin in coins

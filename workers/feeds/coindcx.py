@@ -22,7 +22,7 @@ from workers.runtime.poll import RestError, RestPoller, get_json
 from workers.runtime.sharding import shard
 
 if TYPE_CHECKING:
-    import requests
+    from workers.runtime.poll import RestSession
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ CHANNELS_PER_SOCKET = 300     # observed to work on one socket [U]; no documente
 REST_BACKOFF_MAX_S = 8.0
 
 
-def _parsed(session: requests.Session, url: str, params: dict | None, parse: Callable[[Any], T]) -> T:
+def _parsed(session: RestSession, url: str, params: dict | None, parse: Callable[[Any], T]) -> T:
     """GET and parse; a reply the parser refuses is a RestError (counted, retried with backoff) that writes nothing."""
     try:
         return parse(get_json(session, url, params))
@@ -62,7 +62,7 @@ def futures(ctx: FeedContext) -> list[Source]:
     described: set[str] = set()
     checked_at = -1e18
 
-    def check(session: requests.Session) -> None:
+    def check(session: RestSession) -> None:
         """Which configured instruments are live, and each new one's funding interval (details, throttled)."""
         nonlocal active, checked_at
         listed: set[str] = set()
@@ -92,7 +92,7 @@ def futures(ctx: FeedContext) -> list[Source]:
         ctx.stats.symbols = sorted(live)
         checked_at = time.monotonic()
 
-    def poll(session: requests.Session) -> None:
+    def poll(session: RestSession) -> None:
         if time.monotonic() - checked_at >= svc.discovery_interval:
             check(session)
         result = _parsed(session, f"{public}{coindcx.RT_PRICES_PATH}", None, prices.parse)
@@ -109,7 +109,7 @@ def spot(ctx: FeedContext) -> list[Source]:
     ticker = coindcx.SpotTicker({})
     streams: list[coindcx.SpotTradesStream] = []
 
-    def discover(session: requests.Session) -> list[str]:
+    def discover(session: RestSession) -> list[str]:
         markets = _parsed(session, f"{api}{coindcx.MARKETS_DETAILS_PATH}", None, coindcx.parse_markets_details)
         live = {pair for pair, m in markets.items() if m.status in ("active", "")}
         pairs = ctx.accept_listed(svc.symbols, live, "active CoinDCX spot pair")
@@ -121,7 +121,7 @@ def spot(ctx: FeedContext) -> list[Source]:
                       for i, chunk in enumerate(shard(pairs, lambda p: (p,), max_topics=CHANNELS_PER_SOCKET))]
         return [ctx.connection(s) for s in streams]
 
-    def poll_ticker(session: requests.Session) -> None:
+    def poll_ticker(session: RestSession) -> None:
         if not ticker.markets:
             return  # discovery has not run yet
         traded = set().union(*(s.traded for s in streams)) if streams else set()

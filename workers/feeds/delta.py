@@ -25,29 +25,29 @@ from workers.runtime.sharding import shard
 from workers.runtime.timefmt import now_ms
 
 if TYPE_CHECKING:
-    import requests
+    from workers.runtime.poll import RestSession
 
 # What one discovery round decided: channel -> exchange symbols, exchange symbol -> Redis key.
 Plan = tuple[dict[str, list[str]], dict[str, str]]
 
 
-def _products(session: requests.Session, rest: str, contract_types: Sequence[str]) -> list[dict]:
+def _products(session: RestSession, rest: str, contract_types: Sequence[str]) -> list[dict]:
     now = dt.datetime.now(dt.UTC)
     rows = fetch_pages(session, f"{rest}{delta.PRODUCTS_PATH}", delta.products_params(contract_types), delta.products_page, "after")
     return [p for p in rows if delta.is_live(p, now)]
 
 
-def _tickers(session: requests.Session, rest: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
+def _tickers(session: RestSession, rest: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
     url = f"{rest}{delta.TICKERS_PATH}"
     return delta.rows_of(get_json(session, url, delta.tickers_params(contract_types, underlying)), delta.TICKERS_PATH)
 
 
-def _feed(ctx: FeedContext, kind: str, plan_of: Callable[[requests.Session, str], Plan]) -> list[Source]:
+def _feed(ctx: FeedContext, kind: str, plan_of: Callable[[RestSession, str], Plan]) -> list[Source]:
     svc = ctx.service
     rest = svc.rest_url
     plan: Plan = ({}, {})
 
-    def discover(session: requests.Session) -> list[str]:
+    def discover(session: RestSession) -> list[str]:
         nonlocal plan
         plan = plan_of(session, rest)
         return sorted(set(plan[1].values()))
@@ -71,7 +71,7 @@ def futures(ctx: FeedContext) -> list[Source]:
     """`ticker` + `trades` + `funding_rate`; REST tickers add the 24 h volume the compact ticker lacks."""
     seeded: set[str] = set()
 
-    def plan(session: requests.Session, rest: str) -> Plan:
+    def plan(session: RestSession, rest: str) -> Plan:
         products = {p["symbol"]: p for p in _products(session, rest, delta.FUTURE_TYPES)}
         symbols = ctx.accept_listed(ctx.service.symbols, set(products), "live future on Delta (unknown or expired)")
         perps = [s for s in symbols if products[s].get("contract_type") == "perpetual_futures"]
@@ -81,7 +81,7 @@ def futures(ctx: FeedContext) -> list[Source]:
     return _feed(ctx, "futures", plan)
 
 
-def _seed_from_rest(ctx: FeedContext, session: requests.Session, rest: str, products: dict[str, dict], seeded: set[str]) -> None:
+def _seed_from_rest(ctx: FeedContext, session: RestSession, rest: str, products: dict[str, dict], seeded: set[str]) -> None:
     """A new symbol's first state from REST tickers (`ltp` from the last trade's `close`, until `trades`
     brings a newer one); afterwards only the 24 h volume, which the socket lacks."""
     recv_ms = now_ms()
@@ -111,7 +111,7 @@ def options(ctx: FeedContext) -> list[Source]:
     svc = ctx.service
     rule = ChainRule.from_config(svc.selection, f"{svc.path}.selection")
 
-    def plan(session: requests.Session, rest: str) -> Plan:
+    def plan(session: RestSession, rest: str) -> Plan:
         products = _products(session, rest, delta.OPTION_TYPES)
         symbols = set(ctx.accept_listed(svc.symbols, {p["symbol"] for p in products}, "live option on Delta (unknown or expired)"))
         if rule.underlyings:
@@ -133,7 +133,7 @@ def options(ctx: FeedContext) -> list[Source]:
 def spot(ctx: FeedContext) -> list[Source]:
     """A live `spot` product of that name if Delta lists one, else the pair's spot index."""
 
-    def plan(session: requests.Session, rest: str) -> Plan:
+    def plan(session: RestSession, rest: str) -> Plan:
         markets = {p["symbol"] for p in _products(session, rest, ("spot",))}
         indices = delta.index_symbols(get_json(session, f"{rest}{delta.INDICES_PATH}"))
         tickers, index, keys = [], [], {}

@@ -18,7 +18,7 @@ from workers.runtime.feed import FeedContext, Source
 from workers.runtime.poll import post_json
 
 if TYPE_CHECKING:
-    import requests
+    from workers.runtime.poll import RestSession
 
 
 def _feed(ctx: FeedContext, kind: str) -> list[Source]:
@@ -29,7 +29,7 @@ def _feed(ctx: FeedContext, kind: str) -> list[Source]:
     info = hyperliquid.info_url(svc.rest_url)
     keys: dict[str, str] = {}  # exchange coin ('BTC', '@107') -> Redis symbol ('BTC', 'HYPE/USDC')
 
-    def discover(session: requests.Session) -> list[str]:
+    def discover(session: RestSession) -> list[str]:
         nonlocal keys
         if kind == hyperliquid.PERP:
             coins, refused = hyperliquid.resolve_perp(post_json(session, info, hyperliquid.meta_request()), svc.symbols)

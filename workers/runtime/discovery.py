@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import requests
 
 from .feed import FeedContext, Source
-from .poll import RestError, RestPoller
+from .poll import RestError, RestPoller, RestSession
 
 log = logging.getLogger(__name__)
 
-Discover = Callable[["requests.Session"], Sequence[str]]
+Discover = Callable[[RestSession], Sequence[str]]
 MakeConnections = Callable[[list[str]], Sequence[Source]]
 
 
@@ -53,7 +49,7 @@ class DiscoveredWsFeed:
         for conn in self.connections:
             conn.join(timeout / 2 / max(1, len(self.connections)))
 
-    def _refresh(self, session: requests.Session) -> None:
+    def _refresh(self, session: RestSession) -> None:
         symbols = sorted(set(self.discover(session)))
         if not symbols:
             raise RestError("discovery found no instruments to follow; keeping the current set")

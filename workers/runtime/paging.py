@@ -7,12 +7,9 @@ RestError for an envelope that says "error"; the loop here follows the cursor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .poll import RestError, get_json
-
-if TYPE_CHECKING:
-    import requests
+from .poll import RestError, RestSession, get_json
 
 MAX_PAGES = 200  # a cursor that never ends must not hang discovery
 
@@ -27,7 +24,7 @@ def unwrap(body: Any, url: str, ok: Callable[[dict], bool], key: str = "result")
 
 
 def fetch_pages(
-    session: requests.Session,
+    session: RestSession,
     url: str,
     params: dict[str, Any],
     page: Page,
