@@ -21,6 +21,7 @@ from typing import NoReturn, Protocol
 import yaml
 
 from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, ROOT, Config, ConfigError, ServiceConfig, load_config
+from .heap import HeapTrimmer
 from .model import Update
 from .sink import RedisSink
 from .stats import SUBSCRIBED, FeedStats
@@ -144,7 +145,9 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     for src in sources:
         src.start()
 
+    trimmer = HeapTrimmer(time.monotonic())
     while not stop.wait(0.5):
+        trimmer.tick(time.monotonic())
         if os.getppid() != parent:  # the supervisor died (PR_SET_PDEATHSIG covers Linux; this, the rest)
             log.error("parent process %d (supervisord) is gone; stopping", parent)
             break
