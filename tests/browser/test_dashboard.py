@@ -228,9 +228,17 @@ def test_failures_stale_rows_and_funding_on_the_dashboard(browser, redis_server,
     extras = page.locator('#price-table tr[data-symbol="BTC"] td').nth(4)
     sync_api.expect(extras).to_have_text(re.compile(r"^fund -?[\d.]+%/1h \(-?[\d.]+%/8h\) · mark "), timeout=10_000)
     page.screenshot(path=str(shots / "funding-hyperliquid.png"))
-    rate = float(r.hget("hyperliquid_perp:BTC", "funding_rate"))
-    hourly, eight = (float(x) for x in re.findall(r"(-?[\d.]+)%", extras.inner_text())[:2])
-    assert abs(hourly - rate * 100) < 0.0001 and abs(eight - rate * 800) < 0.0001, (rate, hourly, eight)
+
+
+    def shown_matches_redis() -> tuple[float, float, float] | None:
+        # The simulator moves the rate; the page shows it as of its last refresh: compare the two
+        # until one refresh has caught up (the page polls every second).
+        hourly, eight = (float(x) for x in re.findall(r"(-?[\d.]+)%", extras.inner_text())[:2])
+        rate = float(r.hget("hyperliquid_perp:BTC", "funding_rate"))
+        ok = abs(hourly - rate * 100) < 0.0001 and abs(eight - rate * 800) < 0.0001
+        return (rate, hourly, eight) if ok else None
+
+    wait_for(shown_matches_redis, 10, 0.2)
 
     page.locator('#price-tabs [data-prefix="coindcx_futures"]').click()
     extras = page.locator('#price-table tr[data-symbol="B-BTC_USDT"] td').nth(4)

@@ -9,11 +9,13 @@ the programs as it found them; the last one crashes node b (kill -9 of superviso
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xmlrpc.client
 from collections.abc import Iterator
@@ -286,7 +288,7 @@ def _has_dead_mark(r, prefix: str) -> bool:
                for m in r.smembers(f"ltp:symbols:{prefix}"))
 
 
-def test_killing_one_node_leaves_the_other_working_and_health_degraded(cluster):
+def test_killing_one_node_leaves_the_other_working_and_health_degraded(cluster, browser, shots):
     c, r = cluster.client, cluster.redis.client()
     wait_for(lambda: _svc(_status(c), "hyperliquid_spot")["delivering"], 30)
     assert r.scard("ltp:symbols:hyperliquid_spot") > 0
@@ -322,6 +324,7 @@ def test_killing_one_node_leaves_the_other_working_and_health_degraded(cluster):
     assert h["status"] == "degraded", h["reasons"]
     assert any(x.startswith("supervisord node b (http://127.0.0.1:") and "unreachable" in x for x in h["reasons"]), h["reasons"]
     assert h["nodes"]["b"]["ok"] is False and h["feeds"]["bybit_spot"]["status"] == "ok"
+    _dashboard_shows_the_down_node(c.application, browser, shots, cluster.b.inet_port)
 
     # The dead feed's status hash expires (TTL 10 s): still its keys are not marked `not_running`, since the
     # node that ran it never said it stopped.
@@ -334,3 +337,32 @@ def test_killing_one_node_leaves_the_other_working_and_health_degraded(cluster):
     only_a.write_text(yaml.safe_dump({"nodes": [{"name": "a", "url": cluster.a.unix_url}]}))
     _status(create_app(cluster.config, settings=PanelSettings(nodes_file=str(only_a))).test_client())
     assert _has_dead_mark(r, "hyperliquid_spot")
+
+
+def _dashboard_shows_the_down_node(app, browser, shots, b_port: int) -> None:
+    """What the operator sees in headless Chromium: a node tag per feed, node b's in red with its cause,
+    and a banner naming node b, while node a's feeds show as running."""
+    from playwright import sync_api
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        banner = page.locator("#system")
+        sync_api.expect(banner).to_contain_text(f"supervisord node b (http://127.0.0.1:{b_port}) is down")
+        spot = page.locator('.svc[data-service="bybit_spot"] [data-role="node"]')
+        sync_api.expect(spot).to_have_text("a")
+        sync_api.expect(spot).not_to_have_class(re.compile("svc__node--down"))
+        sync_api.expect(page.locator('.svc[data-service="bybit_spot"] [data-role="badge"]')).to_have_attribute("data-badge", "running")
+        hl = page.locator('.svc[data-service="hyperliquid_spot"] [data-role="node"]')
+        sync_api.expect(hl).to_have_text("b")
+        sync_api.expect(hl).to_have_class(re.compile("svc__node--down"))
+        sync_api.expect(hl).to_have_attribute("title", re.compile("^supervisord node b is down: "))
+        page.screenshot(path=str(shots / "node-down.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        server.shutdown()
