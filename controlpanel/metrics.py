@@ -66,7 +66,12 @@ class FeedCollector:
             health.add_metric([name], 1 if current == name else 0)
         yield health
         yield GaugeMetricFamily("ltp_redis_up", "1 if Redis answered", value=1 if snap["redis"]["ok"] else 0)
-        yield GaugeMetricFamily("ltp_supervisor_up", "1 if supervisord answered", value=1 if snap["supervisor"]["ok"] else 0)
+        yield GaugeMetricFamily("ltp_supervisor_up", "1 if every supervisord node answered",
+                                value=1 if snap["supervisor"]["ok"] else 0)
+        node_up = GaugeMetricFamily("ltp_supervisor_node_up", "1 if this supervisord node answered", labels=["node"])
+        for node in snap.get("nodes", []):
+            node_up.add_metric([node["name"]], 1 if node["ok"] else 0)
+        yield node_up
 
 
 def init_metrics(app: Flask) -> None:

@@ -324,6 +324,9 @@ def test_killing_one_node_leaves_the_other_working_and_health_degraded(cluster, 
     assert h["status"] == "degraded", h["reasons"]
     assert any(x.startswith("supervisord node b (http://127.0.0.1:") and "unreachable" in x for x in h["reasons"]), h["reasons"]
     assert h["nodes"]["b"]["ok"] is False and h["feeds"]["bybit_spot"]["status"] == "ok"
+    scrape = c.get("/metrics").get_data(as_text=True)
+    assert 'ltp_supervisor_node_up{node="a"} 1.0' in scrape and 'ltp_supervisor_node_up{node="b"} 0.0' in scrape
+    assert "ltp_supervisor_up 0.0" in scrape
     _dashboard_shows_the_down_node(c.application, browser, shots, cluster.b.inet_port)
 
     # The dead feed's status hash expires (TTL 10 s): still its keys are not marked `not_running`, since the
