@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.harness import TlsCerts
-from tests.sim import Simulator
 from workers.runtime.poll import MAX_REDIRECTS, RestError, RestSession, get_json, post_json, proxy_for
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -186,11 +185,6 @@ def proxy():
     server.close()
 
 
-@pytest.fixture(scope="module")
-def tls_sim(tls_certs):
-    sim = Simulator(rate_hz=20.0, ssl_context=tls_certs.server_context()).start()
-    yield sim
-    sim.stop()
 
 
 # -- requests' behaviour kept ----------------------------------------------------------------------

@@ -17,7 +17,6 @@ import pytest
 import websocket
 
 from tests.harness import TRUST_ENV_VARS, RawWsServer, TlsCerts, wait_for
-from tests.sim import Simulator
 from workers.exchanges import bybit
 from workers.runtime.backoff import Backoff
 from workers.runtime.poll import RestError, RestSession, get_json
@@ -43,11 +42,6 @@ def tls_ws(tls_certs):
     server.close()
 
 
-@pytest.fixture(scope="module")
-def tls_sim(tls_certs):
-    sim = Simulator(rate_hz=20.0, ssl_context=tls_certs.server_context()).start()
-    yield sim
-    sim.stop()
 
 
 @pytest.fixture(scope="module")
