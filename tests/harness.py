@@ -385,6 +385,11 @@ class ConfiguredRedis(RedisServer):
         self.tcp = tcp
         self.client_kwargs = client_kwargs or {}
 
+    @property
+    def client_port(self) -> int:
+        """The port clients use: the plain one, or the TLS port of a TLS-only server."""
+        return int(self.client_kwargs.get("port", self.port))
+
     def client(self) -> redis.Redis:
         where: dict[str, Any] = {"host": "127.0.0.1", "port": self.port} if self.tcp else {}
         return redis.Redis(**{**where, **self.client_kwargs}, decode_responses=True, socket_timeout=5)
@@ -461,10 +466,6 @@ class SentinelSet:
         return ConfiguredRedis("--tls-port", str(port), *flags, *args, tcp=False,
                                client_kwargs={"host": "127.0.0.1", "port": port, **self._tls_client()}).start()
 
-    @staticmethod
-    def _port(node: ConfiguredRedis) -> int:
-        return int(node.client_kwargs.get("port", node.port))
-
     def sentinel(self, i: int = 0) -> redis.Redis:
         return redis.Redis(port=self.sentinel_ports[i], decode_responses=True, socket_timeout=2,
                            password=self.sentinel_password or None, **self._tls_client())
@@ -486,7 +487,7 @@ class SentinelSet:
 
     def _start(self) -> SentinelSet:
         self.master = self._node()
-        self.replica = self._node("--replicaof", "127.0.0.1", str(self._port(self.master)))
+        self.replica = self._node("--replicaof", "127.0.0.1", str(self.master.client_port))
         wait_for(lambda: self.replica.client().info("replication")["master_link_status"] == "up", 10)
         for _ in range(self.n):
             port, d = free_port(), tempfile.mkdtemp(prefix="ltp-sentinel-")
@@ -497,7 +498,7 @@ class SentinelSet:
                 extra += f"requirepass {self.sentinel_password}\n"
             conf.write_text(
                 f"{listen}bind 127.0.0.1\ndir {d}\n{extra}"
-                f"sentinel monitor {self.service} 127.0.0.1 {self._port(self.master)} {self.quorum}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {self.master.client_port} {self.quorum}\n"
                 f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {self.service} {self.failover_timeout_ms}\n"
                 f"sentinel parallel-syncs {self.service} 1\n"
@@ -535,21 +536,46 @@ class RedisClusterSet:
     own free cluster-bus port and temp dir. `node_timeout_ms` is how long until a silent master is
     failed over to its replica."""
 
-    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000, password: str = "") -> None:
+    def __init__(self, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000, password: str = "",
+                 tls: TlsCerts | None = None) -> None:
         self.masters = masters
         self.replicas = replicas
         self.node_timeout_ms = node_timeout_ms
         self.password = password  # requirepass (and masterauth) on every node
+        self.tls = tls  # TLS only: clients, replication and the cluster bus; client certificates required
         self.nodes: list[ConfiguredRedis] = []
+
+    def _tls_client(self) -> dict[str, Any]:
+        c = self.tls
+        if c is None:
+            return {}
+        return {"ssl": True, "ssl_ca_certs": str(c.ca_cert), "ssl_certfile": str(c.client_cert),
+                "ssl_keyfile": str(c.client_key)}
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:self.masters])
+        hosts = ",".join(f"127.0.0.1:{n.client_port}" for n in self.nodes[:self.masters])
+        if self.tls is None:
+            return f"redis+cluster://{auth}{hosts}"
+        query = "&".join(f"{k}={v}" for k, v in self._tls_client().items() if k != "ssl")
+        return f"rediss+cluster://{auth}{hosts}?{query}"
 
     def cluster(self) -> redis.RedisCluster:
-        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].port, decode_responses=True, socket_timeout=5,
-                                  password=self.password or None)
+        return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0].client_port, decode_responses=True,
+                                  socket_timeout=5, password=self.password or None, **self._tls_client())
+
+    def _node(self, *args: str) -> ConfiguredRedis:
+        client: dict[str, Any] = {"password": self.password} if self.password else {}
+        c = self.tls
+        if c is None:
+            return ConfiguredRedis(*args, client_kwargs=client).start()
+        port = free_port()
+        return ConfiguredRedis(
+            "--tls-port", str(port), "--tls-cert-file", str(c.server_cert), "--tls-key-file", str(c.server_key),
+            "--tls-ca-cert-file", str(c.ca_cert), "--tls-client-cert-file", str(c.client_cert),
+            "--tls-client-key-file", str(c.client_key), "--tls-replication", "yes", "--tls-cluster", "yes", *args,
+            tcp=False, client_kwargs={"host": "127.0.0.1", "port": port, **client, **self._tls_client()}).start()
 
     def node_for_key(self, key: str) -> ConfiguredRedis:
         """The running node that is master of `key`'s slot now (after a failover: the promoted replica)."""
@@ -559,19 +585,21 @@ class RedisClusterSet:
                 continue
             for start, end, master, *_ in node.client().execute_command("CLUSTER", "SLOTS"):
                 if start <= slot <= end:
-                    return next(n for n in self.nodes if n.port == int(master[1]))
+                    return next(n for n in self.nodes if n.client_port == int(master[1]))
         raise LookupError(f"no node serves slot {slot}")
 
     def start(self) -> RedisClusterSet:
         try:
             auth = ["--requirepass", self.password, "--masterauth", self.password] if self.password else []
             for _ in range(self.masters * (1 + self.replicas)):
-                self.nodes.append(ConfiguredRedis(
+                self.nodes.append(self._node(
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(free_port()),
-                    "--cluster-node-timeout", str(self.node_timeout_ms), *auth,
-                    client_kwargs={"password": self.password} if self.password else None).start())
+                    "--cluster-node-timeout", str(self.node_timeout_ms), *auth))
             cli_auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
-            subprocess.run(["redis-cli", *cli_auth, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+            if self.tls is not None:
+                c = self.tls
+                cli_auth += ["--tls", "--cacert", str(c.ca_cert), "--cert", str(c.client_cert), "--key", str(c.client_key)]
+            subprocess.run(["redis-cli", *cli_auth, "--cluster", "create", *(f"127.0.0.1:{n.client_port}" for n in self.nodes),
                             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
 

@@ -189,6 +189,27 @@ def test_cluster_with_password():
         cluster.cleanup()
 
 
+def test_cluster_over_tls(tls_certs):
+    """rediss+cluster://: TLS-only nodes (clients, replication, cluster bus) with the test CA and a client
+    certificate: the sink's per-master connections, the panel's client and the slot map all speak TLS."""
+    cluster = RedisClusterSet(masters=3, tls=tls_certs).start()
+    try:
+        assert cluster.url.startswith("rediss+cluster://")
+        stats = FeedStats("ct", SYMBOLS)
+        sink = RedisSink(cluster.url, "ct", stats)
+        sink.start()
+        now = int(time.time() * 1000)
+        sink.stage([Update(s, {"ltp": str(i)}, now) for i, s in enumerate(SYMBOLS)], now)
+        sink.flush()
+        rc = cluster.cluster()
+        wait_for(lambda: all(rc.hget(f"ct:{s}", "ltp") == str(i) for i, s in enumerate(SYMBOLS)), 5)
+        assert sum(1 for n in cluster.nodes if n.client().dbsize()) == 3 and stats.redis_errors == 0
+        assert panel_redis(cluster.url, 2).hget("ct:S7", "ltp") == "7"
+        sink.close()
+    finally:
+        cluster.cleanup()
+
+
 @pytest.mark.parametrize("url", [
     "redis://:pw@10.0.0.5:6379/0", "unix:///run/redis/redis.sock?db=2",
     "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0", "redis+sentinel://u:p@h1:26379/mymaster",
