@@ -9,6 +9,8 @@ does not declare (the cluster would refuse either).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from controlpanel import PanelSettings, create_app
@@ -71,5 +73,14 @@ def test_feeds_panel_and_views_on_a_cluster(cluster, sim):
         assert "redis_reply" not in rc.hget("service:status:bybit_spot", "errors_by_kind")
         operator = rc.hgetall("service:operator:bybit_spot")  # counted by a one-key script
         assert operator["stops"] == "1" and operator["starts"] == "1" and operator["last_via"]
+
+        # the supervised panel's control-key watcher on the cluster: GETDEL per id, pipelined per master
+        wait_for(lambda: sv.info("controlpanel")["statename"] == "RUNNING", 10)
+        rc.set("service:control:bybit_spot", json.dumps({"action": "stop"}), ex=60)
+        wait_for(lambda: sv.info("bybit_spot")["statename"] == "STOPPED", 15)
+        wait_for(lambda: rc.hget("service:status:bybit_spot", "control_result") == "ok", 5)
+        assert not rc.exists("service:control:bybit_spot")
+        rc.set("service:control:nosuchfeed", json.dumps({"action": "stop"}), ex=60)  # seen by the cluster-wide scan
+        wait_for(lambda: "names no configured service" in sv.log("controlpanel"), 20)
     finally:
         sv.stop()
