@@ -622,3 +622,50 @@ class RedisClusterSet:
     def cleanup(self) -> None:
         for node in self.nodes:
             node.cleanup()
+
+
+class TlsTerminator:
+    """A TLS reverse proxy on loopback, as in front of a supervisord's inet_http_server: accepts TLS with
+    `context` on a free port and pipes each connection's bytes to 127.0.0.1:`backend_port` in plain TCP."""
+
+    def __init__(self, backend_port: int, context: ssl.SSLContext) -> None:
+        self.backend_port = backend_port
+        self.context = context
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handshake_errors: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            front = self.context.wrap_socket(raw, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            self.handshake_errors.append(str(exc))
+            raw.close()
+            return
+        back = socket.create_connection(("127.0.0.1", self.backend_port))
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.close()
+
+        threading.Thread(target=pipe, args=(back, front), daemon=True).start()
+        pipe(front, back)
+
+    def close(self) -> None:
+        self.listener.close()

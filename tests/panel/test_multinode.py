@@ -283,6 +283,33 @@ def test_wrong_password_is_a_down_node_with_the_http_status(cluster, tmp_path):
     assert body["nodes"][1]["ok"] is False and "HTTP 401" in body["nodes"][1]["error"]
 
 
+def test_https_node_behind_a_tls_reverse_proxy(cluster, tmp_path, tls_certs):
+    """The recommended way to reach a remote node's inet_http_server: a TLS reverse proxy. With the proxy's
+    CA in `ca_file` the node answers through it; with another CA it is a down node naming the certificate."""
+    from tests.harness import TlsCerts, TlsTerminator
+
+    proxy = TlsTerminator(cluster.b.inet_port, tls_certs.server_context())
+    other = TlsCerts(tmp_path / "other", name="another CA")
+    os.environ["LTP_TEST_NODE_B_PW"] = PASSWORD
+    try:
+        for ca, ok in ((tls_certs.ca_cert, True), (other.ca_cert, False)):
+            nodes = yaml.safe_load(cluster.nodes_file.read_text())
+            nodes["nodes"][1].update({"url": f"https://127.0.0.1:{proxy.port}", "ca_file": str(ca)})
+            path = tmp_path / "nodes.yaml"
+            path.write_text(yaml.safe_dump(nodes))
+            body = _status(create_app(cluster.config, settings=PanelSettings(nodes_file=str(path))).test_client())
+            b = body["nodes"][1]
+            assert (b["name"], b["ok"]) == ("b", ok), b
+            if ok:
+                assert _svc(body, "hyperliquid_spot")["node"] == "b"
+                assert _svc(body, "hyperliquid_spot")["process_state"] == "RUNNING"
+            else:
+                assert "certificate" in b["error"].lower(), b["error"]
+    finally:
+        proxy.close()
+        other.cleanup()
+
+
 def _has_dead_mark(r, prefix: str) -> bool:
     return any((r.hget(f"{prefix}:{m}", "stale") or "").startswith("not_running")
                for m in r.smembers(f"ltp:symbols:{prefix}"))
