@@ -23,7 +23,12 @@ def test_delta_chain_has_distinct_marks_and_signed_deltas():
     rows = [delta.ticker_row(p, 1_800_000_000_000_000) for p in options]
     calls = [r for r in rows if r["symbol"].startswith("C")]
     puts = [r for r in rows if r["symbol"].startswith("P")]
-    assert all(float(r["greeks"]["delta"]) > 0 for r in calls) and all(float(r["greeks"]["delta"]) < 0 for r in puts)
+    call_d = [float(r["greeks"]["delta"]) for r in calls]
+    put_d = [float(r["greeks"]["delta"]) for r in puts]
+    # Signed: calls never negative, puts never positive. Deep out of the money within hours of expiry a delta
+    # is 0 to double precision (e.g. a 55,000 put 12 h before settlement), so zero is allowed, for a few only.
+    assert all(d >= 0 for d in call_d) and all(d <= 0 for d in put_d)
+    assert sum(d > 0 for d in call_d) > len(calls) // 2 and sum(d < 0 for d in put_d) > len(puts) // 2
     assert len({r["mark_price"] for r in calls}) > len(calls) // 2  # deep out-of-the-money ones all round to 0
     ivs = {float(r["quotes"]["mark_iv"]) for r in rows}
     assert len(ivs) > 3
