@@ -20,7 +20,9 @@ OPTIONS = {"ltp", "mark_price", "best_bid", "best_ask", "option_type", "underlyi
 
 
 def test_futures_book_and_merged_tickers_fill_the_contract_and_follow_id_jumps_and_restarts(redis_server, sim, make_supervisor):
-    sv = make_supervisor(overrides={"bybit_futures_orderbook": {"levels": 5}})
+    # One symbol: the simulator's restart switch takes the next book frame of any symbol (with several,
+    # it could land on another one's book and BTCUSDT's ids would never go back).
+    sv = make_supervisor(overrides={"bybit_futures_orderbook": {"levels": 5, "symbols": ["BTCUSDT"]}})
     r = redis_server.client()
     sv.ctl("start", "bybit_futures_orderbook")
     row = wait_for(lambda: (h := r.hgetall("bybit_futures:BTCUSDT")) and FUTURES <= h.keys() and h, 15)
