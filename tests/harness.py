@@ -260,6 +260,12 @@ class TlsCerts:
         ctx.load_cert_chain(self.client_cert, self.client_key)
         return ctx
 
+    def redis_client_options(self) -> dict[str, Any]:
+        """redis-py's options (and ltp's rediss:// query options, but `ssl`) for a client of a TLS Redis
+        that checks client certificates: this CA, the client certificate and key."""
+        return {"ssl": True, "ssl_ca_certs": str(self.ca_cert), "ssl_certfile": str(self.client_cert),
+                "ssl_keyfile": str(self.client_key)}
+
     def trust_env(self, *names: str) -> dict[str, str]:
         """Environment that makes the feeds trust this CA: every variable of TRUST_ENV_VARS, or those named."""
         return {name: str(self.ca_cert) for name in (names or TRUST_ENV_VARS)}
@@ -443,11 +449,7 @@ class SentinelSet:
         return f"{'rediss' if self.tls else 'redis'}+sentinel://{hosts}/{self.service}/0{query}"
 
     def _tls_client(self) -> dict[str, Any]:
-        c = self.tls
-        if c is None:
-            return {}
-        return {"ssl": True, "ssl_ca_certs": str(c.ca_cert), "ssl_certfile": str(c.client_cert),
-                "ssl_keyfile": str(c.client_key)}
+        return self.tls.redis_client_options() if self.tls else {}
 
     def _tls_server_lines(self) -> list[tuple[str, str]]:
         c = self.tls
@@ -546,11 +548,7 @@ class RedisClusterSet:
         self.nodes: list[ConfiguredRedis] = []
 
     def _tls_client(self) -> dict[str, Any]:
-        c = self.tls
-        if c is None:
-            return {}
-        return {"ssl": True, "ssl_ca_certs": str(c.ca_cert), "ssl_certfile": str(c.client_cert),
-                "ssl_keyfile": str(c.client_key)}
+        return self.tls.redis_client_options() if self.tls else {}
 
     @property
     def url(self) -> str:

@@ -83,8 +83,7 @@ def tls_server(tls_certs, *extra: str) -> ConfiguredRedis:
     return ConfiguredRedis(
         "--tls-port", str(port), "--tls-cert-file", str(c.server_cert), "--tls-key-file", str(c.server_key),
         "--tls-ca-cert-file", str(c.ca_cert), *extra, tcp=False,
-        client_kwargs={"host": "127.0.0.1", "port": port, "ssl": True, "ssl_ca_certs": str(c.ca_cert),
-                       "ssl_certfile": str(c.client_cert), "ssl_keyfile": str(c.client_key)},
+        client_kwargs={"host": "127.0.0.1", "port": port, **c.redis_client_options()},
     ).start()
 
 
@@ -167,22 +166,29 @@ def test_sentinel_over_tls(tls_certs):
         sentinels.cleanup()
 
 
-def test_cluster_with_password():
-    """redis+cluster:// with requirepass on every node: the sink's per-master connections authenticate,
-    the keys spread over the masters, the panel's client reads them; a wrong password is an error."""
-    cluster = RedisClusterSet(masters=3, password="s3cret").start()
+def write_and_read_back_on_cluster(cluster: RedisClusterSet, prefix: str) -> None:
+    """A sink's per-master connections write every symbol, the keys spread over the three masters, and the
+    panel's client reads them back."""
+    stats = FeedStats(prefix, SYMBOLS)
+    sink = RedisSink(cluster.url, prefix, stats)
+    sink.start()
     try:
-        stats = FeedStats("c", SYMBOLS)
-        sink = RedisSink(cluster.url, "c", stats)
-        sink.start()
         now = int(time.time() * 1000)
         sink.stage([Update(s, {"ltp": str(i)}, now) for i, s in enumerate(SYMBOLS)], now)
         sink.flush()
         rc = cluster.cluster()
-        wait_for(lambda: all(rc.hget(f"c:{s}", "ltp") == str(i) for i, s in enumerate(SYMBOLS)), 5)
+        wait_for(lambda: all(rc.hget(f"{prefix}:{s}", "ltp") == str(i) for i, s in enumerate(SYMBOLS)), 5)
         assert sum(1 for n in cluster.nodes if n.client().dbsize()) == 3 and stats.redis_errors == 0
-        assert panel_redis(cluster.url, 2).hget("c:S19", "ltp") == "19"
+        assert panel_redis(cluster.url, 2).hget(f"{prefix}:S19", "ltp") == "19"
+    finally:
         sink.close()
+
+
+def test_cluster_with_password():
+    """redis+cluster:// with requirepass on every node; a wrong password is an error."""
+    cluster = RedisClusterSet(masters=3, password="s3cret").start()
+    try:
+        write_and_read_back_on_cluster(cluster, "c")
         with pytest.raises(redis.RedisError):
             redis_client(cluster.url.replace("s3cret", "wrong"), 1, 1).hget("c:S1", "ltp")
     finally:
@@ -195,17 +201,7 @@ def test_cluster_over_tls(tls_certs):
     cluster = RedisClusterSet(masters=3, tls=tls_certs).start()
     try:
         assert cluster.url.startswith("rediss+cluster://")
-        stats = FeedStats("ct", SYMBOLS)
-        sink = RedisSink(cluster.url, "ct", stats)
-        sink.start()
-        now = int(time.time() * 1000)
-        sink.stage([Update(s, {"ltp": str(i)}, now) for i, s in enumerate(SYMBOLS)], now)
-        sink.flush()
-        rc = cluster.cluster()
-        wait_for(lambda: all(rc.hget(f"ct:{s}", "ltp") == str(i) for i, s in enumerate(SYMBOLS)), 5)
-        assert sum(1 for n in cluster.nodes if n.client().dbsize()) == 3 and stats.redis_errors == 0
-        assert panel_redis(cluster.url, 2).hget("ct:S7", "ltp") == "7"
-        sink.close()
+        write_and_read_back_on_cluster(cluster, "ct")
     finally:
         cluster.cleanup()
 

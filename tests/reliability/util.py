@@ -162,3 +162,20 @@ class SinkProducer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def state_back_after_failover(reader: redis.Redis, prefix: str, symbols: list[str], at_kill: int, t_kill: float,
+                              t_switch: float, figures, fault: str, switch_figure: str, back_figure: str) -> None:
+    """Wait until every key holds a value staged at or after the kill (SinkProducer's `seq`), record the
+    switch and the state-back times, and hold the promise: state back within the switch + 2 s."""
+
+    def all_back() -> bool:
+        values = [reader.hget(f"{prefix}:{s}", "ltp") for s in symbols]
+        return all(v is not None and int(v) >= at_kill for v in values)
+
+    wait_for(all_back, 30, 0.02)
+    t_back = time.monotonic() - t_kill
+    figures.record(fault, switch_figure, t_switch)
+    figures.record(fault, back_figure, t_back)
+    figures.record(fault, "state back after the switch", t_back - t_switch)
+    assert t_back <= t_switch + 2.0, f"state back {t_back:.2f} s after the kill; failover took {t_switch:.2f} s"
