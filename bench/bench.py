@@ -344,10 +344,15 @@ def serve_frames(port_file: Path, n_symbols: int, cert: str | None, key: str | N
         finally:
             conn.close()
 
+    accept_forever(listener, serve)
+
+
+def accept_forever(listener: socket.socket, handle: Any) -> None:
+    """Each accepted connection (Nagle off: frames leave as written) served on a thread of its own."""
     while True:
         conn, _ = listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
 
 
 def paced(conn: socket.socket, frames: list[bytes], rate: float) -> None:

@@ -40,7 +40,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ import hiredis
 import redis
 import yaml
 
-from bench.bench import proc_cpu_s, proc_rss_mb, symbols
+from bench.bench import accept_forever, proc_cpu_s, proc_rss_mb, symbols
 from tests.harness import ROOT, RedisServer, wait_for
 
 PY = sys.executable
@@ -171,10 +170,7 @@ def serve(port_file: Path, n_symbols: int, rate: float, once: bool) -> None:
         finally:
             conn.close()
 
-    while True:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    accept_forever(listener, handle)
 
 
 def paced(conn: socket.socket, frames: list[bytes], stamp_at: list[tuple[int, ...]], rate: float) -> None:
