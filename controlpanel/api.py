@@ -19,6 +19,7 @@ from .health import evaluate
 from .openapi import openapi_spec
 from .snapshot import collect, stale_marker, text, text_hash
 from .supervisor_client import SupervisorError
+from .venues import venues
 
 api = Blueprint("api", __name__)
 
@@ -132,6 +133,11 @@ def prices() -> Any:
         rows.append({"symbol": sym, "fields": fields, "history": points, "stale": stale_marker(fields.get("stale", ""))})
     return jsonify({"prefix": prefix, "service": by_prefix[prefix].service_id, "total": len(symbols),
                     "offset": offset, "limit": limit, "rows": rows})
+
+
+@api.get("/api/venues")
+def venue_list() -> Any:
+    return jsonify(venues(get_config()))
 
 
 @api.get("/openapi.json")

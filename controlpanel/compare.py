@@ -13,7 +13,7 @@ Rules a reader of the numbers needs:
   book's mid, else the mark, else the index (delta_spot's index pairs).
 - Funding: `funding_rate` as the feed writes it (a fraction per interval); the
   interval is the hash's `funding_interval_hours`, else the exchange's usual
-  one (Bybit 8 h, Delta 8 h, Hyperliquid 1 h; CoinDCX only from the hash).
+  one as it declares it (`Exchange.funding_interval_hours`; none for CoinDCX).
   8 h equivalent = rate x 8 / interval; annualised = rate x 8760 / interval.
 - Basis (perpetuals and dated futures) = price over a reference spot's price,
   in bps. The reference: the configured spot feed if it lists the underlying,
@@ -36,15 +36,13 @@ from typing import Any
 
 import redis
 
+from workers import registry
 from workers.runtime.config import Config, ServiceConfig
 from workers.runtime.sink import SYMBOL_INDEX
 
 from .markets import DERIVATIVE, FUTURE, INR, PERPETUAL, SPOT, Market, classify, family, feed_kind
 
 HOURS_PER_YEAR = 24 * 365
-# Used when a hash has no `funding_interval_hours`. CoinDCX has no default: its
-# intervals differ per pair (1, 4, 8 h) and come only from the instrument details.
-DEFAULT_FUNDING_INTERVAL_HOURS: dict[str, float] = {"bybit": 8.0, "delta": 8.0, "hyperliquid": 1.0}
 DEFAULT_USDTINR = ("coindcx_spot", "I-USDT_INR")
 USDTINR_ENV = "LTP_COMPARE_USDTINR"      # "<feed>:<SYMBOL>", or "none" to show INR markets apart
 REFERENCE_ENV = "LTP_COMPARE_REFERENCE"  # a spot feed id to take basis against first
@@ -139,7 +137,7 @@ def funding_interval(exchange: str, field: str | None) -> tuple[float | None, st
     hours = num(field)
     if hours is not None and hours > 0:
         return hours, "field"
-    default = DEFAULT_FUNDING_INTERVAL_HOURS.get(exchange)
+    default = registry.exchange(exchange).funding_interval_hours if exchange in registry.EXCHANGES else None
     return (default, "default") if default else (None, None)
 
 

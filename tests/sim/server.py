@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import socket
 import ssl
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from workers import registry
 
 
 @dataclass
@@ -154,11 +157,16 @@ class ExchangeSim:
         return web.json_response({"error": "internal"}, status=int(fault) if isinstance(fault, int) else 500)
 
 
+def _load(ref: str) -> type[ExchangeSim]:
+    """The ExchangeSim class named "module:Class"."""
+    module, _, name = ref.partition(":")
+    cls: type[ExchangeSim] = getattr(importlib.import_module(module), name)
+    return cls
+
+
 class Simulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, rate_hz: float = 5.0, seed: int = 0,
                  ssl_context: ssl.SSLContext | None = None) -> None:
-        from .bybit import BybitSim  # local import: exchange modules import this one
-
         self.host = host
         self.port = port
         self.ssl_context = ssl_context  # TLS mode: every endpoint is wss:// / https:// (tests.harness.TlsCerts)
@@ -166,12 +174,8 @@ class Simulator:
         self.probe = False      # benchmark latency probe: prices carry their send time
         self.cork_bursts = False  # benchmark: each tick's frames leave together (TCP_CORK around the tick)
         self.seed = seed
-        from .coindcx import CoinDCXSim
-        from .delta import DeltaSim
-        from .hyperliquid import HyperliquidSim
-
-        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self), "delta": DeltaSim(self), "hyperliquid": HyperliquidSim(self),
-                                                  "coindcx": CoinDCXSim(self)}
+        # Every registered exchange's simulator, as its declaration names it (`Exchange.simulator`).
+        self.exchanges: dict[str, ExchangeSim] = {ex.name: _load(ex.simulator)(self) for ex in registry.exchanges()}
         self.app = web.Application()
         for ex in self.exchanges.values():
             self.app.add_routes(ex.routes())
