@@ -54,8 +54,12 @@ not-running:
 	  echo "ltp is already running (see: $(VENV)/bin/supervisorctl -c supervisord.conf status; stop it: $(VENV)/bin/supervisorctl -c supervisord.conf shutdown)"; \
 	  exit 1; fi
 
+# The tests mostly wait (for servers, reconnects, TTLs), so TEST_WORKERS pytest-xdist processes pay even on
+# 2 cores; worksteal hands a worker that ran dry tests queued on another. TEST_WORKERS=0: one process, in
+# file order (debugging). The 25 slowest tests are listed at the end of every run (docs/testing.md).
+TEST_WORKERS ?= 4
 test: dev-install test-deps
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 $(PYTEST_ARGS)
 
 lint: dev-install
 	$(VENV)/bin/ruff check .
