@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo not-running install dev-install system-deps test-deps run test lint typecheck sim bench status clean
+.PHONY: demo not-running install dev-install system-deps test-deps run test faults lint typecheck sim bench status clean
 
 install: system-deps $(VENV)/.installed
 # Tests, simulator, linters: requirements-dev.txt on top of the runtime's.
@@ -60,6 +60,11 @@ not-running:
 TEST_WORKERS ?= 4
 test: dev-install test-deps
 	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 $(PYTEST_ARGS)
+
+# The fault-injection suite alone, in one process: the figures of README's Reliability table come from
+# this run (production timing; no other test competes for the CPU).
+faults: dev-install
+	$(VENV)/bin/python -m pytest -q tests/reliability $(PYTEST_ARGS)
 
 lint: dev-install
 	$(VENV)/bin/ruff check .
