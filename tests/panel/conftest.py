@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
 from controlpanel import PanelSettings, create_app
-from tests.harness import RedisServer, Supervisor, sim_config
+from tests.harness import RedisServer, Supervisor, sim_config, wait_for
 from tests.sim import Simulator
 from workers.runtime.config import Config, load_config
 
@@ -45,6 +46,11 @@ def module_system() -> Iterator[System]:
     try:
         sv.start()
         config = load_config(sv.config_path)
+        # The supervised panel reads exchanges.yaml once, as it starts: wait until it has (it serves the
+        # configured services), so a test that breaks the file for a moment (test_spawn_error_is_a_clear_500)
+        # can't leave it running on an unusable config for the rest of the module.
+        panel = f"http://127.0.0.1:{sv.panel_port}/api/status"
+        wait_for(lambda: [s["id"] for s in requests.get(panel, timeout=2).json()["services"]] == list(config.services), 20)
         # A generous rate limit: this module fires many legitimate actions from one client.
         app = create_app(config, sv.server_url, settings=PanelSettings(rate_burst=1000))
         yield System(redis_server, sim, sv, config, app, app.test_client())
