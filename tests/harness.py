@@ -134,6 +134,25 @@ def sim_config(redis_url: str, sim_port: int, *, enabled: bool = False, override
     return data
 
 
+def stop_programs(rpc: xmlrpc.client.ServerProxy) -> None:
+    """Stop every program of a supervisord at once, before its `shutdown()`. supervisord's own shutdown
+    stops the groups one at a time, one turn of its 1 s event loop each: a running panel was SIGTERMed
+    ~4 s after `shutdown` (measured), which every test with a supervisord paid at teardown. All at once,
+    they are gone in ~0.05 s."""
+    sv = rpc.supervisor
+    for info in sv.getAllProcessInfo():
+        if info["statename"] in ("STARTING", "RUNNING", "BACKOFF"):
+            try:
+                sv.stopProcess(f"{info['group']}:{info['name']}", False)
+            except xmlrpc.client.Fault:
+                pass  # it ended meanwhile
+    try:
+        wait_for(lambda: not any(p["statename"] in ("STARTING", "RUNNING", "BACKOFF", "STOPPING")
+                                 for p in sv.getAllProcessInfo()), 20, 0.02)
+    except AssertionError:
+        pass  # shutdown() ends what is left, its own way
+
+
 class Supervisor:
     """A private supervisord running the repo's supervisord.conf with temp logs and socket."""
 
@@ -193,6 +212,7 @@ class Supervisor:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             try:
+                stop_programs(self.rpc())
                 self.rpc().supervisor.shutdown()
             except (OSError, xmlrpc.client.Error):
                 self.proc.terminate()

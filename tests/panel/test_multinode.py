@@ -28,7 +28,7 @@ import yaml
 from flask.testing import FlaskClient
 
 from controlpanel import PanelSettings, create_app
-from tests.harness import ROOT, RedisServer, free_port, sim_config, wait_for
+from tests.harness import ROOT, RedisServer, free_port, sim_config, stop_programs, wait_for
 from tests.sim import Simulator
 from workers.runtime.config import Config, load_config
 from workers.runtime.supervisor_rpc import supervisor_proxy
@@ -98,6 +98,7 @@ class Node:
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             try:
+                stop_programs(self.rpc())
                 self.rpc().supervisor.shutdown()
                 self.proc.wait(20)
             except (OSError, xmlrpc.client.Error, subprocess.TimeoutExpired):
@@ -186,6 +187,7 @@ def _svc(body: dict, sid: str) -> dict:
     return next(s for s in body["services"] if s["id"] == sid)
 
 
+@pytest.mark.timing
 def test_status_aggregates_both_nodes_with_node_tags(cluster):
     body = wait_for(lambda: (b := _status(cluster.client)) and _svc(b, "bybit_spot")["delivering"]
                     and _svc(b, "hyperliquid_spot")["delivering"] and b, 30)
