@@ -20,11 +20,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--shuffle", type=int, metavar="SEED",
                      help="shuffle the order of the test files and of the tests in each file with SEED (the same order "
                           "in every xdist worker): a test that passes only after another one fails here")
+    parser.addoption("--timing", choices=("exclude", "only"),
+                     help="exclude: leave out the tests marked `timing` (a wall-clock bound on production behaviour); "
+                          "only: run just those. `make test` runs the rest in parallel, then these in one process "
+                          "with nothing else competing for the CPU (docs/testing.md)")
 
 
 def pytest_collection_modifyitems(config, items):
     if shutil.which("redis-server") is None:
         raise pytest.UsageError("redis-server is not installed: run `make install` (Debian package redis-server)")
+    if (phase := config.getoption("--timing")) is not None:
+        wanted = phase == "only"
+        keep = [item for item in items if (item.get_closest_marker("timing") is not None) == wanted]
+        dropped = [item for item in items if (item.get_closest_marker("timing") is not None) != wanted]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
     seed = config.getoption("--shuffle")
     if seed is not None:  # files in a shuffled order, each file's tests shuffled (its module fixtures start once)
         rng = random.Random(seed)

@@ -18,6 +18,7 @@ CONTRACT = {"ltp", "timestamp", "recv_ts", "original_symbol", "volume_24h", "hig
             "price_change_percent", "best_bid", "best_ask"}
 
 
+@pytest.mark.timing
 def test_bybit_spot_started_by_supervisorctl_fills_redis_publishes_and_stops(redis_server, sim, make_supervisor):
     sv = make_supervisor()
     r = redis_server.client()

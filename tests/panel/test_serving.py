@@ -52,6 +52,7 @@ def test_served_by_waitress_with_json_errors(panel):
     assert bad.status_code == 404 and bad.json()["error"] == "not_found"
 
 
+@pytest.mark.timing
 def test_half_open_connections_do_not_starve_the_panel(panel):
     _sv, url, pid = panel
     port = int(url.rsplit(":", 1)[1])

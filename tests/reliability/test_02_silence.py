@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.harness import wait_for
 from tests.reliability.util import fresh, now_ms, status
 
@@ -20,6 +22,7 @@ FEEDS = {  # feed -> (exchange, keys it writes)
 }
 
 
+@pytest.mark.timing
 def test_silent_server_is_detected_and_reconnected_within_the_window(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={
         "bybit_spot": {"silence_timeout": WINDOW_S, "symbols": ["BTCUSDT", "ETHUSDT"]},

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.harness import wait_for
 from tests.reliability.util import fresh, now_ms, rss_kb, status, time_until
 
@@ -28,6 +30,7 @@ def _keys(prefix: str, symbols: list[str]) -> list[str]:
     return [f"{prefix}:{s}" for s in symbols]
 
 
+@pytest.mark.timing
 def test_redis_outage_feeds_survive_and_every_symbol_is_back_within_2s(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={
         "bybit_futures_orderbook": {"symbols": FEEDS["bybit_futures_orderbook"][1]},

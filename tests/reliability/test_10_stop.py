@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import yaml
 
 from tests.harness import ROOT, wait_for
@@ -31,6 +32,7 @@ def configured_feeds() -> dict[str, str]:
     return {sid: svc["redis_prefix"] for ex in data["exchanges"].values() for sid, svc in ex["services"].items()}
 
 
+@pytest.mark.timing
 def test_supervisorctl_stop_of_every_feed_is_prompt_and_flushes(redis_server, sim, make_supervisor, figures):
     feeds = configured_feeds()
     assert len(feeds) >= 7

@@ -19,6 +19,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from tests.harness import ROOT, wait_for
 from tests.reliability.util import fresh, now_ms, status, time_until
 from workers.registry import feeds
@@ -37,6 +39,7 @@ def test_every_feed_program_gives_up_after_a_few_failed_starts_but_restarts_afte
         assert 1 <= int(block["startretries"]) <= 5, f"{feed}: startretries={block['startretries']} retries a config error forever"
 
 
+@pytest.mark.timing
 def test_bad_config_value_ends_fatal_with_the_message_in_the_status_hash(redis_server, sim, make_supervisor, figures):
     sv = make_supervisor(overrides={"bybit_spot": {"ping_interval": "fast"}})
     r = redis_server.client()

@@ -15,11 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.harness import ROOT, sim_config, wait_for
 
 
+@pytest.mark.timing
 def test_hung_redis_does_not_delay_start_or_stop(sim, figures):
     hung = socket.create_server(("127.0.0.1", 0), backlog=64)  # accepts (kernel backlog), never reads
     port = hung.getsockname()[1]

@@ -13,6 +13,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from tests.harness import RawWsServer, ws_frame
 from workers.exchanges import bybit
 from workers.runtime.backoff import Backoff
@@ -33,6 +35,7 @@ def flood_pings(conn: socket.socket, until: threading.Event) -> None:
             return
 
 
+@pytest.mark.timing
 def test_a_server_that_reads_nothing_and_floods_pings_is_dropped_and_stop_is_prompt(redis_server, figures):
     server = RawWsServer()
     stats = FeedStats("stuck", ["BTCUSDT"])

@@ -123,6 +123,7 @@ def test_joins_before_the_namespace_connect_go_nowhere(sim):
     ws.close()
 
 
+@pytest.mark.timing
 def test_a_client_that_never_answers_is_dropped_within_interval_plus_timeout(sim):
     fault(sim, ping_interval_s=0.5, ping_timeout_s=0.5)
     ws, info = handshake(sim)

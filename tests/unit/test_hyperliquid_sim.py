@@ -223,6 +223,7 @@ def test_unknown_coin_closes_the_whole_socket(sim):
     assert closed_within(ws, 2.0) is not None
 
 
+@pytest.mark.timing
 def test_idle_connection_is_closed_after_the_window(sim):
     hsim(sim).idle_close_s = 1.0
     ws = connect(sim)

@@ -7,6 +7,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from tests.harness import RedisServer, wait_for
 from workers.runtime.model import Update
 from workers.runtime.sink import SOCKET_TIMEOUT_S, RedisSink
@@ -159,6 +161,7 @@ def test_stage_and_flush_write_on_the_callers_thread(redis_server):
     sink.close(0.1)
 
 
+@pytest.mark.timing
 def test_flush_while_redis_is_away_leaves_the_retry_to_the_writer_thread(redis_server):
     sink = make_sink(redis_server)
     t = now_ms()
@@ -390,6 +393,7 @@ def test_reconcile_without_a_symbol_list_removes_nothing_listed(redis_server):
     sink.close()
 
 
+@pytest.mark.timing
 def test_reconcile_with_a_hung_redis_does_not_delay_start_and_runs_before_the_first_write(redis_server):
     r = redis_server.client()
     _leftovers(r)

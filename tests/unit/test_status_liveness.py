@@ -134,6 +134,7 @@ def test_config_error_is_recorded_with_its_message_and_the_keys_marked(redis_ser
     assert r.hget("t:A", "stale").startswith("config_error ")
 
 
+@pytest.mark.timing
 def test_config_error_report_to_a_hung_redis_is_bounded(redis_server):
     os.kill(redis_server.proc.pid, signal.SIGSTOP)
     try:
