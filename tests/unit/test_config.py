@@ -120,3 +120,12 @@ def test_missing_file_and_bad_yaml_say_what_to_do(tmp_path):
 def test_unknown_service_lookup_lists_configured_ones():
     with pytest.raises(ConfigError, match="no service 'delta_spot' is configured.*bybit_spot"):
         parse_config(base()).service("delta_spot")
+
+
+def test_max_connection_age_is_optional_and_bounded():
+    assert parse_config(base()).service("bybit_spot").max_connection_age is None
+    data = base()
+    data["exchanges"]["bybit"]["services"]["bybit_spot"]["max_connection_age"] = 2
+    assert parse_config(data).service("bybit_spot").max_connection_age == 2.0
+    data["exchanges"]["bybit"]["services"]["bybit_spot"]["max_connection_age"] = 0
+    assert "bybit_spot.max_connection_age" in error_of(data)
