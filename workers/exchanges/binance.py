@@ -388,12 +388,16 @@ def futures(ctx: FeedContext) -> list[Source]:
             if written.get(sym) != hours:
                 ctx.sink.put(sym, {"funding_interval_hours": hours, "original_symbol": sym}, now, now)
                 written[sym] = hours
+        new = [sym for sym in ok if sym not in followed]
         followed = ok
+        fetch_open_interest(rest, new, strict=False)  # at once, not a poll period later
         return ok
 
-    def poll_open_interest(rest: Rest) -> None:
+    def fetch_open_interest(rest: Rest, symbols: list[str], *, strict: bool = True) -> None:
+        """Each symbol's open interest; one refused symbol is counted and skipped, a 429/418 ends the round.
+        `strict`: a round where every symbol failed is an error (the poller backs off)."""
         updates, errors = [], []
-        for sym in list(followed):
+        for sym in symbols:
             try:
                 oi, ts = rest.get_parsed(f"{rest_url}{OPEN_INTEREST_PATH}", {"symbol": sym}, partial(open_interest, symbol=sym))
             except RestError as exc:
@@ -403,10 +407,13 @@ def futures(ctx: FeedContext) -> list[Source]:
                 continue
             updates.append(Update(sym, {"open_interest": oi}, ts))
         ctx.deliver(updates)
-        if errors and not updates:
+        if strict and errors and not updates:
             raise RestError("; ".join(errors)[:300])
         for err in errors:
             ctx.stats.error("rest_error", f"open interest {err}", parse=False)
+
+    def poll_open_interest(rest: Rest) -> None:
+        fetch_open_interest(rest, list(followed))
 
     period = open_interest_period(len(svc.symbols), svc.poll_interval)
     return [
