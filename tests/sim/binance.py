@@ -39,7 +39,8 @@ from aiohttp import WSMsgType, web
 from .market import Instrument, now_ms
 from .server import ExchangeSim, SimSession
 
-SPOT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT", "BNBBTC", "ETHBTC")
+SPOT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT", "BNBBTC", "ETHBTC") + tuple(
+    f"SIM{i:03d}USDT" for i in range(80))  # fillers: benchmarks and sharding at size
 SPOT_HALTED = {"LUNAUSDT": "BREAK"}
 FUTURES_PERPS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "BNBUSDT", "1000PEPEUSDT") + tuple(
     f"SIM{i:03d}USDT" for i in range(80))

@@ -60,9 +60,9 @@ def test_unknown_service_and_exchange_list_what_is_allowed():
     data["exchanges"]["bybit"]["services"]["bybit_spott"] = data["exchanges"]["bybit"]["services"]["bybit_spot"]
     assert "bybit_spot, bybit_futures_orderbook" in error_of(data)
     data = base()
-    data["exchanges"]["binance"] = {}
+    data["exchanges"]["kraken"] = {}
     msg = error_of(data)
-    assert "exchanges.binance: unknown exchange" in msg and "bybit, coindcx, delta, hyperliquid" in msg
+    assert "exchanges.kraken: unknown exchange" in msg and "binance, bybit, coindcx, delta, hyperliquid" in msg
 
 
 def test_endpoint_must_name_a_defined_endpoint():
