@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.exchanges import bybit, delta
+from workers.exchanges import binance, bybit, delta
 from workers.runtime.model import Control, ParseError, Update
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -45,7 +45,13 @@ def delta_streams():
     }
 
 
-STREAMS = {**bybit_streams(), **delta_streams()}
+def binance_streams():
+    return {"binance_spot": binance.spot_streams("ws://x", [SYM, "ETHUSDT"])[0],
+            "binance_futures_market": binance.futures_streams("ws://x", [SYM])[0],
+            "binance_futures_public": binance.futures_streams("ws://x", [SYM])[1]}
+
+
+STREAMS = {**bybit_streams(), **delta_streams(), **binance_streams()}
 
 
 DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread"}
@@ -155,6 +161,28 @@ def delta_frames(draw):
     return {"type": draw(st.sampled_from(["heartbeat", "pong", "unsubscribed"]) | hostile)}
 
 
+@st.composite
+def binance_frames(draw):
+    """Binance events (raw or in the combined wrapper), acks and error replies with hostile values."""
+    kind = draw(st.sampled_from(["trade", "aggTrade", "bookTicker", "spotBook", "24hrTicker", "markPriceUpdate",
+                                 "serverShutdown", "ack", "error"]))
+    if kind == "ack":
+        return {"result": draw(hostile), "id": draw(st.integers(-1, 3) | hostile)}
+    if kind == "error":
+        return {"code": draw(hostile), "msg": draw(hostile), "id": draw(st.integers(-1, 3) | hostile)}
+    names = ["s", "E", "T", "p", "q", "b", "B", "a", "A", "u", "v", "h", "l", "o", "P", "i", "r"]
+    msg = {f: draw(hostile) for f in draw(st.lists(st.sampled_from(names), unique=True))}
+    if draw(st.booleans()):
+        msg["s"] = draw(st.sampled_from([SYM, "ETHUSDT", "btcusdt"]))
+    if kind != "spotBook":
+        msg["e"] = kind
+    else:
+        msg["u"] = draw(st.integers(0, 2**63) | hostile)
+    if draw(st.booleans()):
+        return {"stream": draw(hostile), "data": msg}
+    return msg
+
+
 # -- properties ---------------------------------------------------------------------------
 
 
@@ -171,7 +199,7 @@ def test_arbitrary_json(stream, value):
 
 
 @FUZZ
-@given(frame=bybit_frames() | delta_frames())
+@given(frame=bybit_frames() | delta_frames() | binance_frames())
 def test_structured_but_wrong_frames(stream, frame):
     check(stream, json.dumps(frame).encode())
 
@@ -195,6 +223,11 @@ HOSTILE_EXAMPLES = [
     b'{"type":"product_updates","event":"start_auction","product":[{"symbol":"BTCUSD"}],"timestamp":{}}',
     b'{"topic":"orderbook.50.BTCUSDT","ts":"1772694601512","type":"delta","data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":1}}',
     b'{"topic":"orderbook.1.BTCUSDT","ts":"1772694601512","type":"snapshot","data":{"s":"BTCUSDT","b":[["2","1"]],"a":[["1","1"]],"u":9}}',
+    b'{"e":"trade","E":1,"s":"BTCUSDT","p":"1' + b"0" * 400 + b'"}',
+    b'{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1","i":"1","r":"","T":99999999999999999999}',
+    b'{"u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}',
+    b'{"stream":"btcusdt@trade","data":{"stream":"x","data":{"e":"trade"}}}',
+    b'{"code":2,"msg":{"deep":[1]},"id":[1]}',
 ]
 
 

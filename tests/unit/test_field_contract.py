@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.exchanges import bybit, delta
+from workers.exchanges import binance, bybit, delta
 from workers.runtime.fields import FIELDS, PARSER_FIELDS, unknown_fields
 from workers.runtime.model import Update
 
@@ -47,6 +47,14 @@ CASES = {
                                      frames("delta", "funding_rate_public", "ticker_public", "trades_public")),
     "delta spot index": lambda: updates(delta.DeltaStream("s", "ws://x", "spot", {"index": [".DEUSDTUSD"]}, keys={".DEUSDTUSD": "USDTUSD"}),
                                         frames("delta", "spot_price_public")),
+    "binance spot": lambda: updates(binance.spot_streams("ws://x", ["BNBBTC", "BNBUSDT"])[0],
+                                    frames("binance", "spot_trade_docs", "spot_bookticker_docs", "spot_ticker24hr_docs")),
+    "binance futures": lambda: updates(binance.futures_streams("ws://x", ["BTCUSDT", "BNBUSDT"])[0],
+                                       frames("binance", "futures_markprice_sdk", "futures_aggtrade_sdk", "futures_bookticker_sdk",
+                                              "futures_ticker24hr_sdk")),
+    "binance REST": lambda: [Update("BTCUSDT", {"open_interest": binance.open_interest(json.loads(raw), "BTCUSDT")[0],
+                                                "funding_interval_hours": "8"}, 0)
+                             for raw in frames("binance", "futures_openinterest_docs")],
     "delta REST ticker": lambda: [Update("BTCUSD", delta.rest_ticker_fields(row, kind), 0)
                                   for raw in frames("delta", "rest_tickers_response") for row in json.loads(raw)["result"]
                                   for kind in ("futures", "options", "spot")],
@@ -62,7 +70,7 @@ def test_parsers_write_only_contract_names(case):
 
 
 def test_first_write_of_a_symbol_names_it():
-    for case in ("bybit spot", "bybit linear", "bybit option", "delta futures"):
+    for case in ("bybit spot", "bybit linear", "bybit option", "delta futures", "binance spot", "binance futures"):
         first = CASES[case]()[0]
         assert "original_symbol" in first.fields, case
 
