@@ -102,7 +102,10 @@ def percent_to_fraction(text: str) -> str:
 
 def usd(coin_price: float, index: float) -> str:
     """A coin-quoted price in USD (× the index), to 1/10,000 of a dollar."""
-    return f"{coin_price * index:.4f}".rstrip("0").rstrip(".")
+    value = coin_price * index
+    if not math.isfinite(value):
+        raise ParseError("bad_value", f"price × index out of range: {coin_price!r:.40} × {index!r:.40}")
+    return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
 # -- instruments: what a name says -------------------------------------------------------------
@@ -295,7 +298,7 @@ class DeribitStream:
         if method == "public/subscribe":
             if type(result) is not list:
                 raise ParseError("bad_frame", f"public/subscribe result is not a list: {result!r:.60}")
-            got = set(result)
+            got = {c for c in result if type(c) is str}
             missing = tuple(c for c in channels if c not in got)
             if missing:
                 self.refused.update(missing)
