@@ -278,3 +278,16 @@ def test_rest_readers():
     assert d.instruments_params("BTC", "future") | {"expired": "false"} == sample("get_instruments_future_request_docs")["params"] | {
         "expired": "false"}
     assert [d.currency_of(s) for s in ("BTC-PERPETUAL", "BTC_USDC-PERPETUAL", "NOSUCH-PERPETUAL")] == ["BTC", "USDC", None]
+
+
+def test_only_changed_values_are_converted_and_written_until_the_next_connection():
+    s = stream(OPT)
+    data = sample("ticker_option_data_code")
+    first = only(s.parse(push(f"ticker.{OPT}.100ms", data))).fields
+    assert only(s.parse(push(f"ticker.{OPT}.100ms", data))).fields == {}  # the same ticker again: nothing new
+    moved = only(s.parse(push(f"ticker.{OPT}.100ms", data | {"mark_price": 0.22, "timestamp": data["timestamp"] + 100}))).fields
+    assert moved == {"mark_price": "0.22", "mark_price_usd": "18292.9868"}
+    index = only(s.parse(push(f"ticker.{OPT}.100ms", data | {"mark_price": 0.22, "index_price": 83000}))).fields
+    assert index == {"index_price": "83000", "mark_price_usd": "18260", "best_bid_usd": "15811.5", "best_ask_usd": "20376.5"}
+    s.on_connect()  # a new connection: everything again
+    assert only(s.parse(push(f"ticker.{OPT}.100ms", data))).fields == first

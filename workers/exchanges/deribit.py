@@ -208,6 +208,7 @@ class DeribitStream:
         self._requests: dict[int, tuple[str, tuple[str, ...]]] = {}
         self._queued: deque[str] = deque()
         self._named: set[str] = set()
+        self._prev: dict[str, dict] = {}  # symbol -> its last ticker object on this connection
 
     # -- frames out -------------------------------------------------------------------------
 
@@ -221,6 +222,7 @@ class DeribitStream:
         with self._lock:
             self._requests = {}
             self._named = set()
+            self._prev = {}
             frames = [self._request("public/set_heartbeat", {"interval": self.heartbeat})]
             wanted = [c for c in self.channels if c not in self.refused]
             self._queued = deque(self._request("public/subscribe", {"channels": b}, b) for b in batches(wanted))
@@ -335,6 +337,8 @@ class DeribitStream:
         return self._update(symbol, info, {"ltp": price}, ts)
 
     def _ticker(self, symbol: str, d: Any) -> list[Update]:
+        """A whole ticker object (every push); only the values that changed since this connection's last
+        push of the symbol are converted and written (Redis keeps the rest): most fields move rarely."""
         if type(d) is not dict:
             raise ParseError("bad_frame", f"ticker of {symbol[:60]} is not an object")
         if d.get("instrument_name") != symbol:
@@ -345,82 +349,99 @@ class DeribitStream:
         info = self.info.get(symbol)
         if info is None:
             return []
-        get = d.get
+        prev = self._prev.get(symbol) or _NOTHING
         f: dict[str, str | None] = {}
-        mark = get("mark_price")
-        index = get("index_price")
-        if mark is not None:
-            f["mark_price"] = num(mark, "mark_price", nonneg=True)
-        if index is not None:
-            f["index_price"] = num(index, "index_price", positive=True)
+        option = info.kind == "option"
+        fields = _OPTION_FIELDS if option else _PERPETUAL_FIELDS if info.kind == "perpetual" else _FUTURE_FIELDS
+        get, pget = d.get, prev.get
+        for src, dst, positive, nonneg in fields:
+            v = get(src)
+            if v is not None and v != pget(src):
+                f[dst] = num(v, src, positive=positive, nonneg=nonneg)
         oi = get("open_interest")
-        if oi is not None:
+        if oi is not None and oi != pget("open_interest"):
             # Perpetuals and inverse futures count it in USD, options and linear instruments in the coin.
-            name = "open_interest_value" if info.kind != "option" and not info.linear else "open_interest"
+            name = "open_interest_value" if not option and not info.linear else "open_interest"
             f[name] = num(oi, "open_interest", nonneg=True)
         stats = get("stats")
-        if type(stats) is dict:
-            for src, dst in (("volume", "volume_24h"), ("high", "high_24h"), ("low", "low_24h")):
+        if type(stats) is dict and stats != pget("stats"):
+            for src, dst, nonneg in _STATS if not option else _OPTION_STATS:
                 v = stats.get(src)
                 if v is not None:
-                    f[dst] = num(v, f"stats.{src}", nonneg=True)
-            v = stats.get("price_change")
-            if v is not None:
-                f["price_change_percent"] = num(v, "stats.price_change")  # already percent
-        if info.kind == "option":
-            self._option(d, f, mark, index, info.linear)
+                    f[dst] = num(v, f"stats.{src}", nonneg=nonneg)
+        if option:
+            self._option(d, prev, f, info.linear)
         else:
             for side, price_key, size_key in (("bid", "best_bid", "bid_size"), ("ask", "best_ask", "ask_size")):
-                price = get(f"best_{side}_price", 0)
+                pk, ak = f"best_{side}_price", f"best_{side}_amount"
+                price, amount = get(pk, 0), get(ak)
+                if price == pget(pk, 0) and amount == pget(ak):
+                    continue
                 if price is None:  # that side of the book is empty
                     f[price_key] = f[size_key] = None
                 elif price != 0:
-                    f[price_key] = num(price, f"best_{side}_price", positive=True)
-                    amount = get(f"best_{side}_amount")
+                    f[price_key] = num(price, pk, positive=True)
                     if amount is not None:
-                        f[size_key] = num(amount, f"best_{side}_amount", nonneg=True)
-            if type(stats) is dict and (v := stats.get("volume_usd")) is not None:
-                f["turnover_24h"] = num(v, "stats.volume_usd", nonneg=True)  # USD: these markets' quote
-            if info.kind == "perpetual" and (v := get("funding_8h")) is not None:
-                f["funding_rate"] = num(v, "funding_8h")
+                        f[size_key] = num(amount, ak, nonneg=True)
+        self._prev[symbol] = d
         return self._update(symbol, info, f, ts)
 
     @staticmethod
-    def _option(d: dict, f: dict[str, str | None], mark: Any, index: Any, linear: bool) -> None:
+    def _option(d: dict, prev: dict, f: dict[str, str | None], linear: bool) -> None:
         """Option fields: IVs percent -> fractions, Greeks as sent, and every price also in USD
         (inverse options are quoted in the coin: × the frame's index price)."""
-        get = d.get
-        rate = 1.0 if linear else index if type(index) in (int, float) and index > 0 else None
+        get, pget = d.get, prev.get
+        index = get("index_price")
+        rate: float | None = None
+        if linear:
+            rate = 1.0
+        elif (type(index) is float or type(index) is int) and index > 0:
+            rate = index
+        moved = linear or index != pget("index_price")  # the USD prices move with the index
         v = get("mark_iv")
-        if v is not None:
+        if v is not None and v != pget("mark_iv"):
             f["implied_volatility"] = percent_to_fraction(num(v, "mark_iv", nonneg=True))
-        if rate is not None and type(mark) in (int, float):
+        mark = get("mark_price")
+        if rate is not None and (type(mark) is float or type(mark) is int) and (moved or mark != pget("mark_price")):
             f["mark_price_usd"] = usd(mark, rate)
-        v = get("underlying_price")
-        if v is not None:
-            f["underlying_price"] = num(v, "underlying_price", positive=True)
         greeks = get("greeks")
-        if type(greeks) is dict:
+        if type(greeks) is dict and greeks != pget("greeks"):
             for g in _GREEKS:
                 v = greeks.get(g)
                 if v is not None:
                     f[g] = num(v, f"greeks.{g}")
         for side, price_key, size_key, iv_key, usd_key in _OPTION_BOOK:
-            price = get(f"best_{side}_price", -1)
+            pk, ak, ik = f"best_{side}_price", f"best_{side}_amount", f"{side}_iv"
+            price = get(pk, -1)
             if price == -1:
                 continue  # not in this frame: unchanged
+            amount, iv = get(ak), get(ik)
+            if price == pget(pk) and amount == pget(ak) and iv == pget(ik):
+                if moved and rate is not None and price:  # the same quote, a new index: only its USD price
+                    f[usd_key] = usd(price, rate)
+                continue
             if price is None or price == 0:  # no quote on that side: its old values are deleted
                 f[price_key] = f[size_key] = f[iv_key] = f[usd_key] = None
                 continue
-            f[price_key] = num(price, f"best_{side}_price", positive=True)
+            f[price_key] = num(price, pk, positive=True)
             if rate is not None:
                 f[usd_key] = usd(price, rate)
-            amount = get(f"best_{side}_amount")
             if amount is not None:
-                f[size_key] = num(amount, f"best_{side}_amount", nonneg=True)
-            iv = get(f"{side}_iv")
+                f[size_key] = num(amount, ak, nonneg=True)
             if iv is not None:  # 0: no volatility fits that price (a quote under intrinsic value)
-                f[iv_key] = percent_to_fraction(num(iv, f"{side}_iv", nonneg=True)) if iv != 0 else None
+                f[iv_key] = percent_to_fraction(num(iv, ik, nonneg=True)) if iv != 0 else None
+
+
+_NOTHING: dict[str, Any] = {}
+# (ticker field, hash field, > 0, >= 0): plain numbers, converted only when they changed.
+_COMMON_FIELDS = (("mark_price", "mark_price", False, True), ("index_price", "index_price", True, False))
+_OPTION_FIELDS = (*_COMMON_FIELDS, ("underlying_price", "underlying_price", True, False))
+_FUTURE_FIELDS = _COMMON_FIELDS
+_PERPETUAL_FIELDS = (*_COMMON_FIELDS, ("funding_8h", "funding_rate", False, False))
+_STATS = (("volume", "volume_24h", True), ("high", "high_24h", True), ("low", "low_24h", True),
+          ("price_change", "price_change_percent", False),  # already percent
+          ("volume_usd", "turnover_24h", True))  # USD: these markets' quote
+_OPTION_STATS = _STATS[:4]  # an option's quote is the coin: volume_usd is no turnover in it
 
 
 def streams(url: str, symbols: Sequence[str], *, heartbeat: int, silence_timeout: float | None,
