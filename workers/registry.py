@@ -19,6 +19,7 @@ EXCHANGES: dict[str, str] = {
     "coindcx": "workers.exchanges.coindcx",
     "hyperliquid": "workers.exchanges.hyperliquid",
     "binance": "workers.exchanges.binance",
+    "deribit": "workers.exchanges.deribit",
 }
 
 
