@@ -29,6 +29,8 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	@# Feeds run with -OO (supervisord.conf): their bytecode cached up front, not compiled at each feed's first start.
+	$(VENV)/bin/python -OO -m compileall -q -j 0 $(VENV)/lib workers >/dev/null || true
 	touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt $(VENV)/.installed

@@ -30,6 +30,9 @@ FIELDS: dict[str, str] = {
     "update_id": "the book's last update id",
     # reference prices
     "mark_price": "mark price",
+    "mark_price_usd": "mark price in USD: a coin-quoted option's mark_price × the index price (Deribit)",
+    "best_bid_usd": "best_bid in USD, as mark_price_usd (Deribit options)",
+    "best_ask_usd": "best_ask in USD, as mark_price_usd (Deribit options)",
     "index_price": "the exchange's index or oracle price of the underlying",
     "usd_index_price": "USD index price of the base coin (Bybit spot)",
     "underlying_price": "price of the option's underlying (Bybit options)",
