@@ -112,6 +112,7 @@ def _watch(r, channel: str, stop: threading.Event, times: list[float], marks: li
     ps.close()
 
 
+@pytest.mark.timing
 def test_the_24h_close_is_a_planned_reconnect_without_a_gap(redis_server, sim, make_supervisor):
     """Binance cuts each connection at 24 h (here 4 s); the feed replaces it first (here at 1.5 s), at once:
     no server cut, no `disconnected` mark, no gap in the trades longer than one reconnect. Without the plan,
