@@ -107,7 +107,8 @@ def test_compare_every_feed_with_inr_conversion_funding_basis_and_errors(make_su
 
     # two round trips' worth of commands, whatever the feeds: SMEMBERS per compared feed, HMGET per market (+ the rate)
     feeds = [svc.service_id for svc in compared_feeds(config)]
-    sv.ctl("stop", *feeds)
+    # the supervised panel too: its sweep (HGETALL of the status hashes every 2 s) is another client of this Redis
+    sv.ctl("stop", "controlpanel", *feeds)
     r = redis_server.client()
     r.config_resetstat()
     body = c.get("/api/compare").get_json()
