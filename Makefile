@@ -62,7 +62,7 @@ not-running:
 # behaviour), in one process with nothing else competing for the CPU. Both always run; the target fails if
 # either fails (exit 5, "no tests collected", in one phase is not a failure). TEST_WORKERS=0: one process,
 # in file order (debugging). Each phase ends with its 25 slowest tests.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 6
 PYTEST = $(VENV)/bin/python -m pytest -q --durations=25
 test: dev-install test-deps
 	@$(PYTEST) -n $(TEST_WORKERS) --dist worksteal --timing=exclude $(PYTEST_ARGS); a=$$?; \
