@@ -38,7 +38,7 @@ from .backoff import Backoff
 from .model import Control, ParseError
 from .sink import RedisSink
 from .stats import CONNECTING, RECONNECTING, SUBSCRIBED, FeedStats
-from .wsframe import BINARY, CLOSE, OVERSIZED, PING, FrameDecoder, ProtocolError
+from .wsframe import BINARY, CLOSE, OVERSIZED, PING, TEXT, FrameDecoder, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -430,9 +430,14 @@ class WsConnection:
         read = socket_reader(raw)
         if isinstance(raw, ssl.SSLSocket):
             nonblocking_sends_wait(raw, self.connect_timeout)
+        self._read_loop(ws, read, decoder)
+
+    def _read_loop(self, ws: websocket.WebSocket, read: Callable[[], bytes], decoder: FrameDecoder) -> None:
+        """Read, decode, dispatch and write, one socket read at a time, until the connection ends."""
         feed = decoder.feed
         flush = self.sink.flush
         stats = self.stats
+        dispatch = self._dispatch
         while True:
             data = read()
             if not data:
@@ -442,7 +447,6 @@ class WsConnection:
                     stats.error("connection_lost", f"{self._close_reason}; {self.stream.url}", parse=False)
                 return
             wall = time.time()  # the receive time of every frame in this read
-            recv_ms = int(wall * 1000)
             try:
                 events = feed(data)
             except ProtocolError as exc:
@@ -451,21 +455,68 @@ class WsConnection:
                 return
             if events:  # liveness is a complete frame: bytes of an endless oversized one don't count
                 self._last_frame = time.monotonic()
-            for opcode, payload in events:
-                if opcode > 0 and opcode <= BINARY:
-                    if not self._on_message(ws, payload, opcode, wall, recv_ms):
-                        return
-                elif opcode == PING:
-                    ws.pong(payload)
-                elif opcode == CLOSE:
-                    self._on_server_close(ws, payload)
+                if not dispatch(ws, events, wall, decoder):
                     return
-                elif opcode == OVERSIZED:
-                    stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
             flush()
             if self._resubscribe_due:  # set by the watchdog; done here, on the thread that owns the parser
                 self._resubscribe_due = False
                 self._resubscribe(ws)
+
+    def _dispatch(self, ws: websocket.WebSocket, events: list[tuple[int, bytes]], wall: float, decoder: FrameDecoder) -> bool:
+        """One read's frames: parse each message, stage the updates of all of them together (one sink
+        merge per read, not per frame), answer control frames; False means drop the connection."""
+        parse = self.stream.parse
+        stats = self.stats
+        data_op = BINARY if self.stream.binary_ok else TEXT  # binary frames are messages only if the stream says so
+        updates: list[model.Update] = []
+        messages = data_frames = 0
+        ok = True
+        for opcode, payload in events:
+            if opcode == TEXT or opcode == data_op:
+                try:
+                    result = parse(payload)
+                except ParseError as exc:
+                    stats.error(exc.kind, exc.detail or repr(payload[:200]))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the feed
+                    stats.error("parser_bug", f"{exc!r} on {payload[:200]!r}")
+                    continue
+                if isinstance(result, list):  # a data frame of a subscribed channel, even with nothing new
+                    data_frames += 1
+                    if result:
+                        updates += result
+                        messages += 1
+                    continue
+                ok = self._on_control(ws, result)
+            else:
+                ok = self._on_frame(ws, opcode, payload, decoder)
+            if not ok:
+                break
+        if data_frames:
+            self._last_data = time.monotonic()
+            self._data_resubscribed = False
+        if updates:
+            self.sink.stage(updates, int(wall * 1000))
+            stats.messages_total += messages
+            stats.last_message_at = wall
+            if not self._got_data:
+                self._got_data = True
+                stats.state = SUBSCRIBED
+        return ok
+
+    def _on_frame(self, ws: websocket.WebSocket, opcode: int, payload: bytes, decoder: FrameDecoder) -> bool:
+        """A frame that is no message to parse: binary (unless the stream takes them), ping, close, or
+        the decoder's report of an oversized message. False means drop the connection."""
+        if opcode == BINARY:
+            self.stats.error("binary_frame", f"{len(payload)} bytes")
+        elif opcode == PING:
+            ws.pong(payload)
+        elif opcode == CLOSE:
+            self._on_server_close(ws, payload)
+            return False
+        elif opcode == OVERSIZED:
+            self.stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
+        return True
 
     def _resubscribe(self, ws: websocket.WebSocket) -> None:
         frames_of = getattr(self.stream, "resubscribe_frames", None)
@@ -476,33 +527,6 @@ class WsConnection:
                          len(frames), time.monotonic() - self._last_data)
         for frame in frames:
             ws.send(frame)
-
-    def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int, wall: float, recv_ms: int) -> bool:
-        """Parse one message and stage its updates; False means drop the connection."""
-        stats = self.stats
-        if opcode == BINARY and not self.stream.binary_ok:
-            stats.error("binary_frame", f"{len(raw)} bytes")
-            return True
-        try:
-            result = self.stream.parse(raw)
-        except ParseError as exc:
-            stats.error(exc.kind, exc.detail or repr(raw[:200]))
-            return True
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the feed
-            stats.error("parser_bug", f"{exc!r} on {raw[:200]!r}")
-            return True
-        if isinstance(result, list):
-            self._last_data = time.monotonic()  # a data frame of a subscribed channel, even with nothing new
-            self._data_resubscribed = False
-            if result:
-                self.sink.stage(result, recv_ms)
-                stats.messages_total += 1
-                stats.last_message_at = wall
-                if not self._got_data:
-                    self._got_data = True
-                    stats.state = SUBSCRIBED
-            return True
-        return self._on_control(ws, result)
 
     def _on_control(self, ws: websocket.WebSocket, ctl: Control) -> bool:
         kind = ctl.kind
