@@ -26,6 +26,7 @@ from typing import Any
 import redis
 import yaml
 
+from tests.sim.demo import point_at_simulator
 from workers.runtime.supervisor_rpc import supervisor_proxy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,12 +93,8 @@ def sim_config(redis_url: str, sim_port: int, *, enabled: bool = False, override
     tls: wss:// and https:// URLs, for a simulator started with an ssl_context (`TlsCerts`)."""
     data = yaml.safe_load((ROOT / "exchanges.yaml").read_text())
     data["redis"]["url"] = redis_url
-    for name, ex in data["exchanges"].items():
-        for key, url in ex.get("endpoints", {}).items():
-            scheme, rest = url.split("://", 1)
-            path = rest.split("/", 1)[1] if "/" in rest else ""
-            local = ("ws" if scheme.startswith("ws") else "http") + ("s" if tls else "")
-            ex["endpoints"][key] = f"{local}://127.0.0.1:{sim_port}/{name}/{path}".rstrip("/")
+    point_at_simulator(data, sim_port, tls=tls)
+    for ex in data["exchanges"].values():
         for svc in ex.get("services", {}).values():
             svc["enabled"] = enabled
     for service_id, values in (overrides or {}).items():
@@ -110,15 +107,16 @@ def sim_config(redis_url: str, sim_port: int, *, enabled: bool = False, override
 class Supervisor:
     """A private supervisord running the repo's supervisord.conf with temp logs and socket."""
 
-    def __init__(self, config: dict, redis_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: dict, redis_url: str, env: dict[str, str] | None = None, root: Path = ROOT) -> None:
+        self.root = root  # the tree whose supervisord.conf and programs run (a copy, in the toy-exchange test)
         self.dir = Path(tempfile.mkdtemp(prefix="ltp-sv-"))
         (self.dir / "logs").mkdir()
         (self.dir / "var").mkdir()
         self.config_path = self.dir / "exchanges.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        conf = (ROOT / "supervisord.conf").read_text()
+        conf = (root / "supervisord.conf").read_text()
         conf = conf.replace("%(here)s/logs", str(self.dir / "logs")).replace("%(here)s/var", str(self.dir / "var"))
-        conf = conf.replace("%(here)s", str(ROOT))
+        conf = conf.replace("%(here)s", str(root))
         self.conf_path = self.dir / "supervisord.conf"
         self.conf_path.write_text(conf)
         self.panel_port = free_port()
@@ -143,7 +141,7 @@ class Supervisor:
     def start(self) -> Supervisor:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf_path)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root,
         )
         wait_for(lambda: self.rpc().supervisor.getState()["statename"] == "RUNNING", 15)
         return self

@@ -1,42 +1,52 @@
-"""Every feed, in one place: feed id -> exchange and the builder that wires it.
+"""Every exchange, in one place: its name -> the module that declares it (`EXCHANGE = Exchange(...)`).
 
-A feed id is also its supervisord program name, its `exchanges.yaml` service key and
-its status hash `service:status:<id>`. `python -m workers <id>` runs it. Builders are
-named as "module:function" and imported only by the feed that runs them, so a feed
-process loads one exchange's code.
+Adding an exchange is one line here. A feed id is `<exchange>_<name>`; it is also its supervisord
+program name, its `exchanges.yaml` service key and its status hash `service:status:<id>`.
+`python -m workers <id>` runs it. Modules are imported on first use and only the ones asked for,
+so a feed process loads its own exchange's code and no other.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import importlib
+from functools import cache
 
+from workers.runtime.declare import Exchange, Feed
 
-class FeedSpec(NamedTuple):
-    exchange: str
-    builder: str          # "workers.feeds.<exchange>:<function>" taking a FeedContext
-    uses_rest: bool       # needs `rest_endpoint` (discovery or polling over REST)
-    summary: str
-
-
-FEEDS: dict[str, FeedSpec] = {
-    "bybit_spot": FeedSpec("bybit", "workers.feeds.bybit:spot", False, "Bybit spot tickers and best bid/ask"),
-    "bybit_futures_orderbook": FeedSpec("bybit", "workers.feeds.bybit:linear", False,
-                                        "Bybit USDT perpetuals: tickers, funding and a local order book"),
-    "bybit_options": FeedSpec("bybit", "workers.feeds.bybit:options", True, "Bybit option chains with Greeks"),
-    "bybit_spot_testnet_spot": FeedSpec("bybit", "workers.feeds.bybit:spot", False, "the spot feed on Bybit's testnet"),
-    "delta_spot": FeedSpec("delta", "workers.feeds.delta:spot", True, "Delta spot markets or spot indices"),
-    "delta_futures_ltp": FeedSpec("delta", "workers.feeds.delta:futures", True,
-                                  "Delta perpetuals and futures: LTP, mark, funding, OI"),
-    "delta_options": FeedSpec("delta", "workers.feeds.delta:options", True, "Delta option chains with Greeks"),
-    "coindcx_spot": FeedSpec("coindcx", "workers.feeds.coindcx:spot", True,
-                             "CoinDCX spot: trades over socket.io, quotes and 24 h stats from the REST ticker"),
-    "coindcx_futures_rest": FeedSpec("coindcx", "workers.feeds.coindcx:futures", True,
-                                     "CoinDCX futures over REST: LTP, mark, current and estimated funding"),
-    "hyperliquid_perpetual": FeedSpec("hyperliquid", "workers.feeds.hyperliquid:perpetual", True,
-                                      "Hyperliquid perpetuals: trades, mark, oracle, hourly funding, OI, best bid/ask"),
-    "hyperliquid_spot": FeedSpec("hyperliquid", "workers.feeds.hyperliquid:spot", True,
-                                 "Hyperliquid spot pairs by name (HYPE/USDC): trades, mark, mid, best bid/ask"),
+EXCHANGES: dict[str, str] = {
+    "bybit": "workers.exchanges.bybit",
+    "delta": "workers.exchanges.delta",
+    "coindcx": "workers.exchanges.coindcx",
+    "hyperliquid": "workers.exchanges.hyperliquid",
 }
 
-KNOWN_FEEDS: dict[str, str] = {feed_id: spec.exchange for feed_id, spec in FEEDS.items()}
-KNOWN_EXCHANGES: list[str] = sorted(set(KNOWN_FEEDS.values()))
+
+@cache
+def exchange(name: str) -> Exchange:
+    """The declaration of a registered exchange (KeyError for another name)."""
+    declared: Exchange = importlib.import_module(EXCHANGES[name]).EXCHANGE
+    if declared.name != name:
+        raise ValueError(f"{EXCHANGES[name]} declares exchange {declared.name!r}, registered as {name!r}")
+    return declared
+
+
+def exchanges() -> list[Exchange]:
+    """Every registered exchange, in registry order."""
+    return [exchange(name) for name in EXCHANGES]
+
+
+def exchange_of(feed_id: str) -> str | None:
+    """The registered exchange a feed id names by its prefix (without importing any module)."""
+    names = [name for name in EXCHANGES if feed_id.startswith(f"{name}_")]
+    return max(names, key=len) if names else None
+
+
+def feed(feed_id: str) -> Feed | None:
+    """A feed's declaration; imports only the module of the exchange its id names."""
+    name = exchange_of(feed_id)
+    return exchange(name).feed_by_id.get(feed_id) if name else None
+
+
+def feeds() -> dict[str, Feed]:
+    """Every feed of every exchange, in registry order (imports every exchange module)."""
+    return {f.id: f for ex in exchanges() for f in ex.feeds}

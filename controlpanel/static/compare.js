@@ -6,7 +6,8 @@
   const REFRESH_MS = 2000;
   const WIDE_BPS = 25;  // an LTP spread wider than this is drawn amber: worth a look, not noise
   const KIND = { spot: "spot", perpetual: "perp", future: "future" };
-  const VENUE = { bybit: "Bybit", delta: "Delta", coindcx: "CoinDCX", hyperliquid: "Hyperliquid" };
+  const VENUE = {};  // exchange -> display name, as each exchange declares it (/api/venues)
+  const venue = (name) => VENUE[name] || name;
   let picked = decodeURIComponent(location.hash.slice(1)) || "ALL";
   let last = null;
 
@@ -19,7 +20,7 @@
 
   function venueCell(r) {
     const c = td("venue", "l venue");
-    c.append(el("span", "venue__ex", VENUE[r.venue] || r.venue), el("span", "venue__feed", r.feed));
+    c.append(el("span", "venue__ex", venue(r.venue)), el("span", "venue__feed", r.feed));
     if (r.testnet) c.append(el("span", "tag", "testnet"));
     return c;
   }
@@ -97,11 +98,11 @@
     const box = el("div", "chips");
     const s = u.highlights.ltp_spread, f = u.highlights.funding_diff;
     box.append(s ? chip("widest LTP spread", `${bps(s.bps, 1)} bps`,
-      `${VENUE[s.high.venue] || s.high.venue} ${s.high.symbol} ${num(s.high.ltp_usd)} ▲ · ${VENUE[s.low.venue] || s.low.venue} ${s.low.symbol} ${num(s.low.ltp_usd)} ▼`,
+      `${venue(s.high.venue)} ${s.high.symbol} ${num(s.high.ltp_usd)} ▲ · ${venue(s.low.venue)} ${s.low.symbol} ${num(s.low.ltp_usd)} ▼`,
       s.bps > WIDE_BPS ? "chip--warn" : "")
       : chip("widest LTP spread", "–", "needs two fresh venues"));
     box.append(f ? chip("widest funding diff", `${pct(f.annualised, 2)} /yr`,
-      `${VENUE[f.high.venue] || f.high.venue} ${f.high.symbol} ${pct(f.high.annualised, 2)} · ${VENUE[f.low.venue] || f.low.venue} ${f.low.symbol} ${pct(f.low.annualised, 2)}`, "")
+      `${venue(f.high.venue)} ${f.high.symbol} ${pct(f.high.annualised, 2)} · ${venue(f.low.venue)} ${f.low.symbol} ${pct(f.low.annualised, 2)}`, "")
       : chip("widest funding diff", "–", "needs two fresh perpetuals"));
     return box;
   }
@@ -160,7 +161,7 @@
   function fxLine(fx) {
     const p = $("#fx");
     if (fx.available) {
-      setText(p, `INR converted at ${num(fx.rate)} INR/USDT (${fx.feed} ${fx.symbol}, ${fx.rate_source}, ${age(fx.age_s)} ago${fx.stale ? ", stale" : ""}; ${fx.origin})`);
+      setText(p, `INR converted at ${num(fx.rate)} INR/USDT (${fx.feed} ${fx.symbol}, ${fx.rate_source}, ${Fmt.ago(fx.age_s)}${fx.stale ? ", stale" : ""}; ${fx.origin})`);
       p.className = `tv-fx ${fx.stale ? "warn" : "muted"}`;
     } else {
       setText(p, `INR pairs shown apart: ${fx.reason}`);
@@ -184,8 +185,18 @@
     $("#empty").hidden = data.underlyings.length > 0;
   }
 
+  async function loadVenues() {
+    if (Object.keys(VENUE).length) return;
+    try {
+      for (const v of (await getJSON("/api/venues")).venues) VENUE[v.exchange] = v.display;
+    } catch (e) {
+      // names fall back to the exchange ids; the comparison itself still loads
+    }
+  }
+
   async function refresh() {
     try {
+      await loadVenues();
       last = await getJSON("/api/compare");
       $("#error").hidden = true;
       conn(true);

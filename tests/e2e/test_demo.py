@@ -6,7 +6,9 @@ import pytest
 
 from tests.harness import Supervisor, free_port, wait_for
 from tests.sim.demo import demo_config
-from workers.registry import FEEDS
+from workers.registry import feeds
+
+FEEDS = feeds()
 
 pytestmark = pytest.mark.e2e
 

@@ -304,8 +304,8 @@ def test_requests_ca_bundle_replaces_the_default_store(env, tls_sim, tls_certs, 
 
 
 def test_feeds_without_rest_never_import_urllib3():
-    code = ("import sys, workers.runtime.ws, workers.runtime.poll, workers.runtime.discovery, workers.feeds.bybit, "
-            "workers.feeds.delta, workers.feeds.coindcx, workers.feeds.hyperliquid\n"
+    code = ("import sys, workers.runtime.ws, workers.runtime.poll, workers.runtime.discovery, workers.exchanges.bybit, "
+            "workers.exchanges.delta, workers.exchanges.coindcx, workers.exchanges.hyperliquid, workers.runtime.rest\n"
             "assert 'urllib3' not in sys.modules and 'requests' not in sys.modules, sorted(sys.modules)\n"
             "from workers.runtime.poll import RestSession\nRestSession()\n"
             "assert 'urllib3' in sys.modules and 'requests' not in sys.modules\n")

@@ -261,3 +261,19 @@ def test_bad_bytes_in_redis_do_not_break_the_api(system):
         r.hdel("service:status:bybit_spot", "last_error", "state")
         r.srem("ltp:symbols:bybit_spot", b"BAD\xff")
         r.delete(b"bybit_spot:BAD\xff", b"ltp:history:bybit_spot:BAD\xff")
+
+
+def test_venues_lists_every_declared_exchange_and_what_this_config_runs(system):
+    from workers import registry
+
+    body = system.client.get("/api/venues").get_json()
+    assert [v["exchange"] for v in body["venues"]] == list(registry.EXCHANGES)
+    by_name = {v["exchange"]: v for v in body["venues"]}
+    assert by_name["coindcx"]["display"] == "CoinDCX" and by_name["coindcx"]["funding_interval_hours"] is None
+    assert by_name["hyperliquid"]["funding_interval_hours"] == 1.0
+    bybit = {f["id"]: f for f in by_name["bybit"]["feeds"]}
+    assert bybit["bybit_options"] == {"id": "bybit_options", "kind": "option", "summary": "Bybit option chains with Greeks",
+                                      "uses_rest": True, "configured": True, "enabled": False,
+                                      "redis_prefix": system.config.services["bybit_options"].redis_prefix}
+    assert {f["kind"] for v in body["venues"] for f in v["feeds"]} == {"spot", "derivative", "option"}
+    assert "/api/venues" in system.client.get("/openapi.json").get_json()["paths"]

@@ -21,7 +21,9 @@ import time
 
 from tests.harness import ROOT, wait_for
 from tests.reliability.util import fresh, now_ms, status, time_until
-from workers.registry import FEEDS
+from workers.registry import feeds
+
+FEEDS = feeds()
 
 TERMINAL = ("FATAL", "STOPPED")
 

@@ -162,13 +162,23 @@ class BybitSession(SimSession):
             return
         ts = now_ms() + faults.future_ts_ms
         for symbol, snapshot_sent in list(self.tickers.items()):
-            inst = self.sim.instrument(self.category, symbol)
-            inst.step()
-            await self.send(self.ticker_frame(inst, ts, delta=snapshot_sent))
+            frame = self.script_frame(("tickers", symbol), self._ticker_update, symbol, ts, snapshot_sent)
+            if frame is None:
+                continue  # script mode: this topic's script has played
+            await self.send(frame)
             self.tickers[symbol] = True
-        for (_depth, symbol), book in list(self.books.items()):
-            inst = self.sim.instrument(self.category, symbol)
-            await self.send(self.book_frame(inst, book, ts))
+        for (depth, symbol), book in list(self.books.items()):
+            frame = self.script_frame(("orderbook", depth, symbol), self._book_update, symbol, book, ts)
+            if frame is not None:
+                await self.send(frame)
+
+    def _ticker_update(self, symbol: str, ts: int, delta: bool) -> dict:
+        inst = self.sim.instrument(self.category, symbol)
+        inst.step()
+        return self.ticker_frame(inst, ts, delta=delta)
+
+    def _book_update(self, symbol: str, book: _Book, ts: int) -> dict:
+        return self.book_frame(self.sim.instrument(self.category, symbol), book, ts)
 
     def ticker_frame(self, inst: Instrument, ts: int, delta: bool) -> dict:
         f = inst.fmt
@@ -251,7 +261,7 @@ class BybitSim(ExchangeSim):
 
     def add_expiry(self, coin: str, weeks_ahead: int) -> list[str]:
         """List a new expiry (Friday 08:00 UTC, `weeks_ahead` weeks out) with strikes around spot."""
-        today = dt.datetime.now(dt.UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+        today = self.sim.model_now().replace(hour=8, minute=0, second=0, microsecond=0)
         friday = today + dt.timedelta(days=(4 - today.weekday()) % 7 + 7 * weeks_ahead)
         code = f"{friday.day}{MONTHS[friday.month - 1]}{friday.year % 100}"
         step = OPTION_STRIKE_STEP[coin]
@@ -295,7 +305,8 @@ class BybitSim(ExchangeSim):
         spot = self.instrument("spot", f"{coin}USDT").price
         expiry = int(inst["deliveryTime"]) if inst else ts + 86_400_000
         iv = smile_iv(spot, float(strike_s))
-        g = black_scholes(spot, float(strike_s), (expiry - ts) / 31_536_000_000, iv, kind == "C")
+        now = int(self.sim.model_now().timestamp() * 1000) if self.sim.script else ts  # script mode: a fixed clock
+        g = black_scholes(spot, float(strike_s), (expiry - now) / 31_536_000_000, iv, kind == "C")
         mark = g["price"]
         data = {
             "symbol": symbol, "bidPrice": f"{mark * 0.98:.2f}", "bidSize": "1.5", "bidIv": f"{iv - 0.01:.4f}",
@@ -344,6 +355,8 @@ class BybitSim(ExchangeSim):
                                                         "ask1Price": inst.fmt(inst.price + inst.tick)}]})
 
     def instrument(self, category: str, symbol: str) -> Instrument:
+        if self.sim.script:
+            return self.script_instrument(lambda: Instrument(symbol, self.sim.seed))
         key = (category, symbol)
         inst = self._instruments.get(key)
         if inst is None:

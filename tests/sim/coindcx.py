@@ -132,8 +132,9 @@ class CoinDCXSession(SimSession):
         while faults.garbage:
             await self.send(faults.garbage.pop(0))
         for channel in sorted(self.channels):
-            pair = channel.removesuffix("@trades")
-            await self.send(self.sim.trade_frame(pair))
+            frame = self.script_frame(channel, self.sim.trade_frame, channel.removesuffix("@trades"))
+            if frame is not None:
+                await self.send(frame)
 
 
 class CoinDCXSim(ExchangeSim):
@@ -176,14 +177,22 @@ class CoinDCXSim(ExchangeSim):
     # -- instruments ---------------------------------------------------------------------------
 
     def spot(self, pair: str) -> Instrument:
+        if self.sim.script:
+            return self.script_instrument(lambda: self._new_spot(pair))
         inst = self._spot.get(pair)
         if inst is None:
-            inst = self._spot[pair] = Instrument(SPOT[pair][0], self.sim.seed)
-            if SPOT[pair][2] == "INR":
-                _price_in_inr(inst, SPOT[pair][1])
+            inst = self._spot[pair] = self._new_spot(pair)
+        return inst
+
+    def _new_spot(self, pair: str) -> Instrument:
+        inst = Instrument(SPOT[pair][0], self.sim.seed)
+        if SPOT[pair][2] == "INR":
+            _price_in_inr(inst, SPOT[pair][1])
         return inst
 
     def future(self, pair: str) -> Instrument:
+        if self.sim.script:
+            return self.script_instrument(lambda: Instrument(pair.removeprefix("B-").replace("_", ""), self.sim.seed + 1))
         inst = self._futures.get(pair)
         if inst is None:
             inst = self._futures[pair] = Instrument(pair.removeprefix("B-").replace("_", ""), self.sim.seed + 1)

@@ -96,7 +96,7 @@ class DeltaSession(SimSession):
         ts_us = (now_ms() + faults.future_ts_ms) * 1000
         for name, symbols in list(self.subs.items()):
             for sym in sorted(symbols):
-                frame = self.sim.frame(name, sym, ts_us)
+                frame = self.script_frame((name, sym), self.sim.frame, name, sym, ts_us)
                 if frame is not None:
                     await self.send(frame)
 
@@ -115,7 +115,7 @@ class DeltaSim(ExchangeSim):
         for sym, und in (("BTCUSD", "BTC"), ("ETHUSD", "ETH"), ("SOLUSD", "SOL"), ("XRPUSD", "XRP")):
             self._add({"symbol": sym, "contract_type": "perpetual_futures", "underlying": und, "settlement_time": None})
         self._add({"symbol": "BTC_USDT", "contract_type": "spot", "underlying": "BTC", "settlement_time": None})
-        today = dt.datetime.now(dt.UTC).date()
+        today = self.sim.model_now().date()
         for und in STRIKES:
             for days in (1, 2, 7):
                 self.add_expiry(und, today + dt.timedelta(days=days))
@@ -153,10 +153,13 @@ class DeltaSim(ExchangeSim):
         return gone, new.isoformat()
 
     def instrument(self, symbol: str) -> Instrument:
+        # Index names ('.DEXBTUSD') don't start with the coin; prefix it so the walk starts at its price.
+        label = INDICES[symbol] + symbol if symbol in INDICES else symbol
+        if self.sim.script:
+            return self.script_instrument(lambda: Instrument(label, self.sim.seed))
         inst = self._instruments.get(symbol)
         if inst is None:
-            # Index names ('.DEXBTUSD') don't start with the coin; prefix it so the walk starts at its price.
-            inst = self._instruments[symbol] = Instrument(INDICES[symbol] + symbol if symbol in INDICES else symbol, self.sim.seed)
+            inst = self._instruments[symbol] = Instrument(label, self.sim.seed)
         return inst
 
     def index_price(self, underlying: str) -> float:
@@ -178,7 +181,7 @@ class DeltaSim(ExchangeSim):
         spot = self.index_price(product["underlying"])
         strike = float(product["strike_price"])
         settle = dt.datetime.fromisoformat(product["settlement_time"].replace("Z", "+00:00"))
-        years = (settle - dt.datetime.now(dt.UTC)).total_seconds() / 31_536_000
+        years = (settle - self.sim.model_now()).total_seconds() / 31_536_000
         iv = smile_iv(spot, strike)
         return {**black_scholes(spot, strike, years, iv, product["symbol"].startswith("C")), "iv": iv}
 
@@ -226,7 +229,8 @@ class DeltaSim(ExchangeSim):
                 return None  # nobody trades: the ticker goes on, ltp must not move
             price, _ = self._price(product)
             self._trade_n += 1
-            return {"p": f"{price:.10g}", "r": "m" if self._trade_n % 2 else "t", "s": float(1 + self._trade_n % 5),
+            n = self.script_k if self.sim.script else self._trade_n  # script mode: the topic's own count
+            return {"p": f"{price:.10g}", "r": "m" if n % 2 else "t", "s": float(1 + n % 5),
                     "sy": symbol, "t": ts_us - 400, "ts": ts_us, "type": "trades"}
         row = self.ticker_row(product, ts_us)
         q, g = row["quotes"], row["greeks"]

@@ -142,7 +142,7 @@ class HyperliquidSession(SimSession):
         if kind == "trades" and self.hl.recent[name]:
             await self.send({"channel": "trades", "data": list(self.hl.recent[name])})
         elif kind in ("activeAssetCtx", "l2Book", "allMids"):
-            await self.send(self.hl.frame(kind, name))
+            await self.send_frame(kind, name)
         elif kind == "bbo":
             await self.send_bbo(name)
 
@@ -162,7 +162,7 @@ class HyperliquidSession(SimSession):
 
     async def send_bbo(self, coin: str) -> None:
         """`bbo` is sent only when the best bid or ask changed (and never for an empty book)."""
-        top = self.hl.bbo(coin)
+        top = self.script_frame(("bbo", coin), self.hl.bbo, coin)
         if top is None or self.last_bbo.get(coin) == top:
             return
         self.last_bbo[coin] = top
@@ -176,16 +176,22 @@ class HyperliquidSession(SimSession):
         while hl.faults.garbage:
             await self.send(hl.faults.garbage.pop(0))
         self.ticks += 1
-        slow_tick = self.ticks % max(1, round(hl.sim.rate_hz / hl.ctx_hz)) == 0 if hl.sim.rate_hz > 0 else True
+        # Script mode: every topic on every tick (the script is N updates per topic, whatever the kind).
+        slow_tick = self.ticks % max(1, round(hl.sim.rate_hz / hl.ctx_hz)) == 0 if hl.sim.rate_hz > 0 and not hl.sim.script else True
         for (kind, coin) in list(self.subs):
             if kind == "trades":
-                trades = hl.trade(coin)
+                trades = self.script_frame((kind, coin), hl.trade, coin)
                 if trades:
                     await self.send({"channel": "trades", "data": trades})
             elif kind == "bbo":
                 await self.send_bbo(coin)
             elif slow_tick:
-                await self.send(hl.frame(kind, coin))
+                await self.send_frame(kind, coin)
+
+    async def send_frame(self, kind: str, coin: str) -> None:
+        frame = self.script_frame((kind, coin), self.hl.frame, kind, coin)
+        if frame is not None:
+            await self.send(frame)
 
 
 class HyperliquidSim(ExchangeSim):
@@ -219,10 +225,12 @@ class HyperliquidSim(ExchangeSim):
         return self.is_spot(coin) or any(p["name"] == coin for p in self.perps)
 
     def instrument(self, coin: str) -> Instrument:
+        # Spot walks start from the base coin's price: 'UBTC/USDC' -> 'BTC...' via the human name.
+        label = self.spot_names[coin].removeprefix("U") if self.is_spot(coin) else coin
+        if self.sim.script:
+            return self.script_instrument(lambda: Instrument(label, self.sim.seed))
         inst = self._instruments.get(coin)
         if inst is None:
-            # Spot walks start from the base coin's price: 'UBTC/USDC' -> 'BTC...' via the human name.
-            label = self.spot_names[coin].removeprefix("U") if self.is_spot(coin) else coin
             inst = self._instruments[coin] = Instrument(label, self.sim.seed)
         return inst
 

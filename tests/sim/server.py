@@ -5,6 +5,13 @@
     POST /_sim/fault  {"exchange": "bybit", ...}      (misbehave on demand)
     GET  /_sim/stats                                  (connections, frames sent)
 
+Script mode (`Simulator(script=N)`, golden tests): a fixed, finite script instead of a live
+market. Each subscribed topic of a connection gets exactly N updates, its k-th built from the
+market at step k (a fresh walk of the symbol's seeded instrument, k steps long), so what it
+carries depends on the seed, the symbol and k only, never on what else was sent before or
+how fast; REST answers show the market at step N (the script's end). Option chains are listed
+and priced on a fixed clock (SCRIPT_EPOCH). Event timestamps stay the wall clock.
+
 Runs in a background thread for tests (`Simulator().start()`) or standalone
 (`python -m tests.sim --port 0 --port-file sim.port`).
 """
@@ -13,14 +20,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import importlib
 import json
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
+
+from workers import registry
+
+from .market import Instrument
+
+T = TypeVar("T")
+# Script mode's clock for listing and pricing option chains: far enough ahead that its expiries
+# are live for years to come, fixed so that symbols (expiry codes) and Greeks never change.
+SCRIPT_EPOCH = dt.datetime(2060, 1, 5, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -47,6 +66,23 @@ class SimSession:
     def __init__(self, sim: ExchangeSim, ws: web.WebSocketResponse) -> None:
         self.sim = sim
         self.ws = ws
+        self.script_sent: dict[Hashable, int] = {}  # script mode: updates sent per topic
+
+    def script_frame(self, topic: Hashable, build: Callable[..., T], *args: Any) -> T | None:
+        """`build(*args)`; in script mode built at the topic's next step k (instruments at step k),
+        and None once the topic has had its N updates."""
+        n = self.sim.sim.script
+        if n <= 0:
+            return build(*args)
+        k = self.script_sent.get(topic, 0) + 1
+        if k > n:
+            return None
+        self.script_sent[topic] = k
+        self.sim.script_k = k  # no await until it is reset: no other frame is built meanwhile
+        try:
+            return build(*args)
+        finally:
+            self.sim.script_k = n
 
     async def send(self, obj: Any) -> None:
         if self.sim.faults.silent or self.ws.closed:
@@ -68,13 +104,26 @@ class ExchangeSim:
         self.frames_sent = 0
         self.connects = 0
         self.rest_requests = 0
+        self.sessions: set[Any] = set()  # open sessions (script mode's progress report)
+        self.script_k = sim.script       # script mode: the step instruments are built at (N outside a topic's update)
 
     def routes(self) -> list[web.RouteDef]:
         raise NotImplementedError
 
     def stats(self) -> dict[str, Any]:
-        return {"connections": len(self.connections), "connects": self.connects,
-                "frames_sent": self.frames_sent, "rest_requests": self.rest_requests}
+        out = {"connections": len(self.connections), "connects": self.connects,
+               "frames_sent": self.frames_sent, "rest_requests": self.rest_requests}
+        if self.sim.script:
+            # Topics of open connections still short of their N updates: 0 once the script has played.
+            out["script_pending"] = sum(k < self.sim.script for s in self.sessions for k in s.script_sent.values())
+        return out
+
+    def script_instrument(self, make: Callable[[], Instrument]) -> Instrument:
+        """Script mode: a fresh instrument walked `script_k` steps (a function of seed, symbol and k)."""
+        inst = make()
+        for _ in range(self.script_k):
+            inst.step()
+        return inst
 
     async def accept(self, request: web.Request, max_msg_size: int) -> web.WebSocketResponse:
         """Upgrade a request to a WebSocket (or refuse it, as the fault says) and register it."""
@@ -91,6 +140,7 @@ class ExchangeSim:
     async def serve(self, session: Any, *loops: Any) -> web.WebSocketResponse:
         """Feed the client's text frames to the session while its background loops run."""
         tasks = [asyncio.create_task(loop) for loop in loops]
+        self.sessions.add(session)
         try:
             async for msg in session.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -100,6 +150,7 @@ class ExchangeSim:
                 t.cancel()
             self.connections.discard(session.ws)
             self.sockets.pop(session.ws, None)
+            self.sessions.discard(session)
         return session.ws
 
     async def publish_loop(self, session: Any) -> None:
@@ -154,11 +205,17 @@ class ExchangeSim:
         return web.json_response({"error": "internal"}, status=int(fault) if isinstance(fault, int) else 500)
 
 
+def _load(ref: str) -> type[ExchangeSim]:
+    """The ExchangeSim class named "module:Class"."""
+    module, _, name = ref.partition(":")
+    cls: type[ExchangeSim] = getattr(importlib.import_module(module), name)
+    return cls
+
+
 class Simulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, rate_hz: float = 5.0, seed: int = 0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
-        from .bybit import BybitSim  # local import: exchange modules import this one
-
+                 ssl_context: ssl.SSLContext | None = None, script: int = 0) -> None:
+        self.script = script    # > 0: script mode, N updates per topic (module docstring)
         self.host = host
         self.port = port
         self.ssl_context = ssl_context  # TLS mode: every endpoint is wss:// / https:// (tests.harness.TlsCerts)
@@ -166,12 +223,8 @@ class Simulator:
         self.probe = False      # benchmark latency probe: prices carry their send time
         self.cork_bursts = False  # benchmark: each tick's frames leave together (TCP_CORK around the tick)
         self.seed = seed
-        from .coindcx import CoinDCXSim
-        from .delta import DeltaSim
-        from .hyperliquid import HyperliquidSim
-
-        self.exchanges: dict[str, ExchangeSim] = {"bybit": BybitSim(self), "delta": DeltaSim(self), "hyperliquid": HyperliquidSim(self),
-                                                  "coindcx": CoinDCXSim(self)}
+        # Every registered exchange's simulator, as its declaration names it (`Exchange.simulator`).
+        self.exchanges: dict[str, ExchangeSim] = {ex.name: _load(ex.simulator)(self) for ex in registry.exchanges()}
         self.app = web.Application()
         for ex in self.exchanges.values():
             self.app.add_routes(ex.routes())
@@ -180,6 +233,10 @@ class Simulator:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+
+    def model_now(self) -> dt.datetime:
+        """The clock option chains are listed and priced by: the wall clock, or SCRIPT_EPOCH in script mode."""
+        return SCRIPT_EPOCH if self.script else dt.datetime.now(dt.UTC)
 
     # -- URLs ---------------------------------------------------------------------
 

@@ -22,8 +22,10 @@ from controlpanel.compare import (
 )
 from controlpanel.markets import Market, classify, feed_kind
 from tests.harness import ROOT
-from workers.registry import FEEDS
+from workers.registry import feeds
 from workers.runtime.config import parse_config
+
+FEEDS = feeds()
 
 CONFIG = parse_config(yaml.safe_load((ROOT / "exchanges.yaml").read_text()))
 NOW = 1_800_000_000.0

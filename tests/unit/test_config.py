@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from workers.runtime.config import KNOWN_FEEDS, ConfigError, load_config, parse_config
+from workers.registry import feeds
+from workers.runtime.config import ConfigError, load_config, parse_config
 
 
 def base() -> dict:
@@ -27,7 +28,7 @@ def test_repo_config_is_valid_and_every_service_is_a_known_feed():
     cfg = load_config()
     assert cfg.services, "exchanges.yaml configures no service"
     for sid, svc in cfg.services.items():
-        assert KNOWN_FEEDS[sid] == svc.exchange
+        assert feeds()[sid].exchange == svc.exchange
         assert svc.url
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import configparser
-import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from workers.registry import FEEDS, KNOWN_FEEDS
+from workers import registry, supervisor_conf
 from workers.runtime import config
+
+FEEDS = registry.feeds()
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIFORM = {
@@ -30,14 +31,18 @@ def programs() -> dict[str, dict[str, str]]:
 
 
 def test_config_knows_exactly_the_registered_feeds():
-    assert config.KNOWN_FEEDS is KNOWN_FEEDS
-    assert KNOWN_FEEDS == {fid: spec.exchange for fid, spec in FEEDS.items()}
+    for ex in registry.exchanges():
+        for feed in ex.feeds:
+            assert registry.feed(feed.id) is feed and feed.exchange == ex.name and registry.exchange_of(feed.id) == ex.name
+    with pytest.raises(config.ConfigError, match=r"unknown service for exchange 'bybit'.*allowed: bybit_spot, "):
+        config.parse_config({"exchanges": {"bybit": {"endpoints": {"ws": "wss://x"},
+                                                     "services": {"bybit_spott": {"endpoint": "ws", "redis_prefix": "s"}}}}})
 
 
 @pytest.mark.parametrize("feed_id", sorted(FEEDS))
 def test_every_feed_has_a_uniform_supervisord_program(feed_id):
     block = programs().get(feed_id)
-    assert block is not None, f"supervisord.conf has no [program:{feed_id}]; copy another feed's block, changing only the name"
+    assert block is not None, f"supervisord.conf has no [program:{feed_id}]; run `python -m workers.supervisor_conf`"
     assert {k: block.get(k) for k in UNIFORM} == UNIFORM
 
 
@@ -48,8 +53,35 @@ def test_supervisord_runs_no_feed_the_registry_does_not_know():
 
 @pytest.mark.parametrize("feed_id", sorted(FEEDS))
 def test_every_builder_resolves(feed_id):
-    module, _, function = FEEDS[feed_id].builder.partition(":")
-    assert callable(getattr(importlib.import_module(module), function))
+    assert callable(FEEDS[feed_id].build)
+
+
+def test_supervisord_conf_feed_programs_are_generated_from_the_registry():
+    """The repository's file matches what the generator writes (run `python -m workers.supervisor_conf` after
+    adding a feed); the generator keeps everything outside its markers."""
+    out = subprocess.run([sys.executable, "-m", "workers.supervisor_conf", "--check"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    text = (ROOT / "supervisord.conf").read_text()
+    edited = text.replace("[program:controlpanel]", "; my own note\n[program:controlpanel]")
+    drifted = supervisor_conf.rewrite(edited.replace("[program:bybit_spot]\n", "[program:bybit_spot]\nstartsecs=9\n"))
+    assert drifted == edited and "; my own note" in drifted
+
+
+def test_supervisord_conf_generator_refuses_a_file_without_markers(tmp_path):
+    path = tmp_path / "supervisord.conf"
+    path.write_text("[supervisord]\n")
+    out = subprocess.run([sys.executable, "-m", "workers.supervisor_conf", str(path)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 2 and "BEGIN generated feeds" in out.stderr and path.read_text() == "[supervisord]\n"
+
+
+def test_a_feed_process_loads_only_its_own_exchange():
+    code = ("import sys\nfrom workers import registry\nfrom workers.runtime.config import load_config\n"
+            "assert registry.feed('delta_spot').exchange == 'delta'\nload_config(checked=['delta'])\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('workers.exchanges.') and m != 'workers.exchanges.common')\n"
+            "assert loaded == ['workers.exchanges.delta'], loaded\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=30)
 
 
 def test_default_config_configures_every_feed():

@@ -24,17 +24,21 @@ Facts (see NOTES in the issue tracker and bybit-exchange/docs):
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orjson import dumps, loads
 
 from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
 from workers.runtime.book import BookError, OrderBook
-from workers.runtime.chain import Contract
+from workers.runtime.chain import ChainRule, Contract
+from workers.runtime.config import ConfigError
+from workers.runtime.declare import DERIVATIVE, OPTION, SPOT, Exchange, Feed
 from workers.runtime.limiter import Limiter
+from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market, split_quote
 from workers.runtime.model import (
     IGNORED,
     PONG,
@@ -47,7 +51,11 @@ from workers.runtime.model import (
 )
 from workers.runtime.paging import unwrap
 from workers.runtime.sharding import shard
-from workers.runtime.timefmt import iso_ms
+from workers.runtime.timefmt import iso_ms, now_ms
+
+if TYPE_CHECKING:
+    from workers.runtime.feed import FeedContext, Source
+    from workers.runtime.rest import Rest
 
 MAX_ARGS_PER_REQUEST = {"spot": 10, "linear": 200, "option": 200}
 # Only options cap the args count per connection; every category caps their length (21,000 chars).
@@ -633,3 +641,87 @@ def last_price(body: Any) -> float | None:
         except (KeyError, TypeError, ValueError):
             return None
     return None
+
+
+# -- markets: how the panel reads a Bybit symbol ----------------------------------------
+
+_DATED = re.compile(r"^([A-Z0-9]+)-(\d{1,2})([A-Z]{3})(\d{2})$")
+
+
+def market_of(symbol: str, kind: str) -> Market | None:
+    """Spot and linear `<BASE><QUOTE>` (BTCUSDT); linear `<BASE>PERP` is the USDC perpetual; a
+    `-DMMMYY` suffix is a dated future (BTCUSDT-26DEC25 on USDT, BTC-26DEC25 Bybit's USDC one);
+    option names are not markets."""
+    if kind == DERIVATIVE:
+        dated = _DATED.match(symbol)
+        if dated:
+            pre, expiry = dated.group(1), expiry_date(*dated.group(2, 3, 4))
+            if expiry is None:
+                return None
+            return market(*(split_quote(pre) or (pre, "USDC")), FUTURE, expiry)
+        if "-" in symbol:
+            return None  # an option name or something unknown
+        if symbol.endswith("PERP"):
+            return market(symbol[:-4], "USDC", PERPETUAL)
+    elif "-" in symbol:
+        return None
+    split = split_quote(symbol)
+    return market(*split, PERPETUAL if kind == DERIVATIVE else SPOT) if split else None
+
+
+# -- feeds: how each is wired ------------------------------------------------------------------
+
+def spot(ctx: FeedContext) -> list[Source]:
+    svc = ctx.service
+    return [ctx.connection(s) for s in spot_streams(svc.url, list(svc.symbols), book_top=svc.book_top,
+                                                    ping_interval=svc.ping_interval)]
+
+
+def linear(ctx: FeedContext) -> list[Source]:
+    svc = ctx.service
+    if svc.depth not in LINEAR_BOOK_DEPTHS:
+        raise ConfigError(f"{svc.path}.depth", f"{svc.depth} is not offered by Bybit", ", ".join(map(str, LINEAR_BOOK_DEPTHS)))
+    return [ctx.connection(s) for s in linear_streams(svc.url, list(svc.symbols), depth=svc.depth, levels=svc.levels,
+                                                      ping_interval=svc.ping_interval)]
+
+
+def options(ctx: FeedContext) -> list[Source]:
+    """Explicit symbols (checked live) plus the chain the selection rule picks, re-discovered over REST."""
+    svc = ctx.service
+    rest_url = svc.rest_url
+    rule = ChainRule.from_config(svc.selection, f"{svc.path}.selection")
+    explicit = list(svc.symbols)
+
+    def discover(rest: Rest) -> list[str]:
+        coins = sorted(set(rule.underlyings) | {s.split("-")[0] for s in explicit})
+        url = f"{rest_url}{INSTRUMENTS_PATH}"
+        contracts = [c for coin in coins for c in option_contracts(rest.pages(url, option_params(coin), instruments_page, "cursor"))]
+        now = now_ms()
+        prices = {}
+        for coin in rule.underlyings if rule.strike_range_pct else ():
+            price = last_price(rest.get(f"{rest_url}{TICKERS_PATH}", spot_ticker_params(coin)))
+            if price:
+                prices[coin] = price
+        chosen, no_price = rule.select(contracts, prices, now)
+        for coin in no_price:
+            ctx.stats.error("no_spot_price", f"no spot price for {coin}; its chain is skipped this round", parse=False)
+        live = {c.symbol for c in contracts if c.expiry_ms > now}
+        return sorted(set(chosen) | set(ctx.accept_listed(explicit, live, "live Bybit option (unknown, expired or not trading)")))
+
+    return [ctx.discovered(discover, lambda symbols: [ctx.connection(s) for s in option_streams(
+        svc.url, symbols, ping_interval=svc.ping_interval)])]
+
+
+EXCHANGE = Exchange(
+    name="bybit",
+    display="Bybit",
+    feeds=(
+        Feed("bybit_spot", SPOT, spot, "Bybit spot tickers and best bid/ask"),
+        Feed("bybit_futures_orderbook", DERIVATIVE, linear, "Bybit USDT perpetuals: tickers, funding and a local order book"),
+        Feed("bybit_options", OPTION, options, "Bybit option chains with Greeks", uses_rest=True),
+        Feed("bybit_spot_testnet_spot", SPOT, spot, "the spot feed on Bybit's testnet"),
+    ),
+    market=market_of,
+    funding_interval_hours=8.0,
+    simulator="tests.sim.bybit:BybitSim",
+)

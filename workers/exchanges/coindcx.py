@@ -21,15 +21,24 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from orjson import dumps, loads
 
 from workers.exchanges.common import decode_object, describe
+from workers.runtime.config import ConfigError
+from workers.runtime.declare import DERIVATIVE, SPOT, Exchange, Feed
+from workers.runtime.markets import PERPETUAL, Market, market
 from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUBSCRIBED, Control, ParseError, Update
+from workers.runtime.sharding import shard
 from workers.runtime.timefmt import iso_ms
+
+if TYPE_CHECKING:
+    from workers.runtime.feed import FeedContext, Source
+    from workers.runtime.rest import Rest
 
 # -- endpoints and limits ------------------------------------------------------------------
 
@@ -609,3 +618,147 @@ class SpotTradesStream:
         ts = epoch_ms(d.get("T"), "T")
         self.traded.add(pair)
         return Update(pair, {"ltp": price, "original_symbol": pair}, ts)
+
+
+# -- markets: how the panel reads a CoinDCX symbol --------------------------------------------
+
+def margin_of(pair: str) -> str:
+    """The margin (settle) currency of a futures pair, `B-BTC_USDT` -> USDT; USDT when the name has none."""
+    return pair.rsplit("_", 1)[-1] if "_" in pair else "USDT"
+
+
+def market_of(symbol: str, kind: str) -> Market | None:
+    """`<ECODE>-<BASE>_<QUOTE>` (B-BTC_USDT, I-BTC_INR): the venue-code prefix is dropped; every
+    futures pair is a perpetual."""
+    _ecode, dash, pair = symbol.partition("-")
+    base, underscore, quote = pair.partition("_")
+    if not dash or not underscore or not quote:
+        return None
+    return market(base, quote, SPOT if kind == SPOT else PERPETUAL)
+
+
+# -- feeds: how each is wired -----------------------------------------------------------------
+# Both feeds are separate processes sharing CoinDCX's per-IP budget (16 requests/s, 960/min); each
+# keeps to REQUESTS_PER_S_PER_FEED: one price or ticker request per `poll_interval`, instrument checks
+# every `discovery_interval`, detail sweeps spaced at DETAILS_SWEEP_MAX_PER_S.
+
+REQUESTS_PER_S_PER_FEED = 8   # half of the per-IP 16/s: the two feeds never exceed it together
+CHANNELS_PER_SOCKET = 300     # observed to work on one socket [U]; no documented cap
+REST_BACKOFF_MAX_S = 8.0      # fresh data within 10 s of the exchange answering normally again
+
+
+def _report(ctx: FeedContext, result: PollResult) -> None:
+    for err in result.errors:
+        ctx.stats.error(err.kind, err.detail)
+
+
+def _poll_interval(ctx: FeedContext) -> float:
+    if ctx.service.poll_interval < 1 / REQUESTS_PER_S_PER_FEED:
+        raise ConfigError(f"{ctx.service.path}.poll_interval", f"{ctx.service.poll_interval:g} s exceeds CoinDCX's rate budget",
+                          f">= {1 / REQUESTS_PER_S_PER_FEED:g} s ({REQUESTS_PER_S_PER_FEED} requests/s per feed)")
+    return ctx.service.poll_interval
+
+
+class _FuturesInstruments:
+    """Which configured futures pairs are live, and each new one's funding interval (details, throttled)."""
+
+    def __init__(self, ctx: FeedContext, prices: FuturesPrices) -> None:
+        self.ctx, self.prices = ctx, prices
+        self.active: set[str] = set()
+        self.described: set[str] = set()
+        self.checked_at = -1e18
+
+    def check(self, rest: Rest) -> None:
+        ctx, api = self.ctx, self.ctx.service.rest_url
+        listed: set[str] = set()
+        for margin in sorted({margin_of(p) for p in ctx.service.symbols}) or ["USDT"]:
+            listed |= rest.get_parsed(f"{api}{ACTIVE_INSTRUMENTS_PATH}", active_instruments_params(margin), parse_active_instruments)
+        live = set(ctx.accept_listed(ctx.service.symbols, listed, "active CoinDCX futures instrument"))
+        for pair in sorted(live - self.described):
+            time.sleep(1 / DETAILS_SWEEP_MAX_PER_S)
+            if not self._describe(rest, pair):
+                live.discard(pair)
+        gone = sorted(self.active - live)
+        if gone:
+            ctx.sink.forget(gone)
+        self.active = live
+        ctx.stats.symbols = sorted(live)
+        self.checked_at = time.monotonic()
+
+    def _describe(self, rest: Rest, pair: str) -> bool:
+        """Read a pair's funding interval; False when the exchange does not know the pair."""
+        try:
+            details = parse_instrument_details(rest.get(f"{self.ctx.service.rest_url}{INSTRUMENT_DETAILS_PATH}",
+                                                        instrument_details_params(pair, margin_of(pair))), pair)
+        except ParseError as exc:
+            if exc.kind == WRONG_PAIR:
+                self.ctx.stats.reject(pair, exc.detail)
+                return False
+            self.ctx.stats.error(exc.kind, f"details of {pair}: {exc.detail}")
+            return True
+        self.prices.set_funding_interval(pair, details.funding_interval_hours)
+        self.described.add(pair)
+        return True
+
+
+def futures(ctx: FeedContext) -> list[Source]:
+    svc = ctx.service
+    public = svc.url.rstrip("/")
+    prices = FuturesPrices(svc.symbols)
+    instruments = _FuturesInstruments(ctx, prices)
+
+    def poll(rest: Rest) -> None:
+        if time.monotonic() - instruments.checked_at >= svc.discovery_interval:
+            instruments.check(rest)
+        result = rest.get_parsed(f"{public}{RT_PRICES_PATH}", None, prices.parse)
+        _report(ctx, result)
+        ctx.deliver([u for u in result.updates if u.symbol in instruments.active])
+
+    return [ctx.poller("futures-rt", poll, _poll_interval(ctx), backoff_max=REST_BACKOFF_MAX_S)]
+
+
+def spot(ctx: FeedContext) -> list[Source]:
+    svc = ctx.service
+    api = svc.rest_url
+    interval = _poll_interval(ctx)
+    ticker = SpotTicker({})
+    streams: list[SpotTradesStream] = []
+
+    def discover(rest: Rest) -> list[str]:
+        markets = rest.get_parsed(f"{api}{MARKETS_DETAILS_PATH}", None, parse_markets_details)
+        live = {pair for pair, m in markets.items() if m.status in ("active", "")}
+        pairs = ctx.accept_listed(svc.symbols, live, "active CoinDCX spot pair")
+        ticker.markets = {markets[p].market: p for p in pairs}
+        return pairs
+
+    def connections(pairs: list[str]) -> list[Source]:
+        streams[:] = [SpotTradesStream(f"spot#{i}", svc.url, chunk)
+                      for i, chunk in enumerate(shard(pairs, lambda p: (p,), max_topics=CHANNELS_PER_SOCKET))]
+        return [ctx.connection(s) for s in streams]
+
+    def poll_ticker(rest: Rest) -> None:
+        if not ticker.markets:
+            return  # discovery has not run yet
+        traded = set().union(*(s.traded for s in streams)) if streams else set()
+        result = rest.get_parsed(f"{api}{SPOT_TICKER_PATH}", None,
+                                 lambda body: ticker.parse(body, ltp_for=set(ticker.markets.values()) - traded))
+        _report(ctx, result)
+        ctx.deliver(result.updates)
+
+    return [ctx.discovered(discover, connections),
+            ctx.poller("spot-ticker", poll_ticker, interval, backoff_max=REST_BACKOFF_MAX_S)]
+
+
+EXCHANGE = Exchange(
+    name="coindcx",
+    display="CoinDCX",
+    feeds=(
+        Feed("coindcx_spot", SPOT, spot, "CoinDCX spot: trades over socket.io, quotes and 24 h stats from the REST ticker",
+             uses_rest=True),
+        Feed("coindcx_futures_rest", DERIVATIVE, futures, "CoinDCX futures over REST: LTP, mark, current and estimated funding",
+             uses_rest=True),
+    ),
+    market=market_of,
+    funding_interval_hours=None,  # intervals differ per pair (1, 4, 8 h): only from the instrument details
+    simulator="tests.sim.coindcx:CoinDCXSim",
+)

@@ -30,22 +30,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, MutableMapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction
-from workers.runtime.chain import Contract
+from workers.runtime.chain import ChainRule, Contract
+from workers.runtime.declare import DERIVATIVE, OPTION, SPOT, Exchange, Feed
+from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market, split_quote
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.paging import unwrap
 from workers.runtime.poll import RestError
+from workers.runtime.sharding import shard
+from workers.runtime.timefmt import now_ms
+
+if TYPE_CHECKING:
+    from workers.runtime.feed import FeedContext, Source
+    from workers.runtime.rest import Rest
 
 # Logical channel -> the public socket's channel name.
 CHANNELS = {"ticker": "ticker", "trades": "trades", "funding": "funding_rate", "index": "spot_price"}
 ENABLE_HEARTBEAT = '{"type":"enable_heartbeat"}'
 PAGE_SIZE = 100          # the documented default; the maximum is not documented
 SYMBOLS_PER_CONNECTION = 500  # no ticker cap is documented; keep frames and fan-in moderate
-FUTURE_TYPES = ("perpetual_futures", "futures")
+PERPETUAL_TYPE = "perpetual_futures"
+FUTURE_TYPES = (PERPETUAL_TYPE, "futures")
 OPTION_TYPES = ("call_options", "put_options")
 
 _IGNORED = Control(IGNORED)
@@ -486,3 +495,185 @@ def funding_interval_hours(product: dict) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 24 * 3600:
         return format(value / 3600 if value > 24 else value, "g")  # seconds or hours, by magnitude
     return str(DEFAULT_FUNDING_INTERVAL_HOURS)
+
+
+def connection_plan(channels: dict[str, list[str]]) -> list[dict[str, list[str]]]:
+    """Channel -> symbols for each socket: tickers sharded SYMBOLS_PER_CONNECTION to a socket, each
+    symbol's trades and funding on its ticker's socket, the spot indices on the first socket."""
+    others = {k: v for k, v in channels.items() if k != "ticker"}
+    plans = []
+    for i, chunk in enumerate(shard(channels.get("ticker", []), lambda s: (s,), max_topics=SYMBOLS_PER_CONNECTION)):
+        wanted = {"ticker": chunk}
+        for name, syms in others.items():
+            wanted[name] = [s for s in syms if s in chunk] if name in ("trades", "funding") else (syms if i == 0 else [])
+        plans.append(wanted)
+    return [p for p in plans if any(p.values())]
+
+
+# -- markets: how the panel reads a Delta symbol -----------------------------------------
+
+_DATED = re.compile(r"^([A-Z0-9]+)_(\d{2})([A-Za-z]{3}|\d{2})(\d{2})$")
+
+
+def market_of(symbol: str, kind: str) -> Market | None:
+    """`<BASE><QUOTE>` (BTCUSD: a perpetual, or delta_spot's index of that pair) or `<BASE>_<QUOTE>`
+    (BTC_USDT spot); a `_DDMonYY` / `_DDMMYY` suffix is a dated future; options are not markets."""
+    if symbol[:2] in ("C-", "P-") or symbol.startswith("."):
+        return None
+    expiry = None
+    dated = _DATED.match(symbol)
+    if dated:
+        expiry = expiry_date(*dated.group(2, 3, 4))
+        if expiry is None:
+            return None
+        symbol = dated.group(1)
+    if "_" in symbol:
+        base, _, quote = symbol.partition("_")
+        split: tuple[str, str] | None = (base, quote) if quote else None
+    else:
+        split = split_quote(symbol)
+    if split is None:
+        return None
+    if kind == SPOT:
+        return None if expiry else market(*split, SPOT)
+    return market(*split, FUTURE if expiry else PERPETUAL, expiry)
+
+
+# -- feeds: how each is wired ----------------------------------------------------------------
+# Each feed re-discovers over REST every `discovery_interval`: which symbols are live (a configured
+# one that is not is reported once, never subscribed) and, for options, the chain the rule picks;
+# the connections are rebuilt when the set changes. Every market followed on `ticker` is also
+# followed on `trades`, the only source of `ltp`; index pairs have no trades.
+
+# What one discovery round decided: channel -> exchange symbols, exchange symbol -> Redis key.
+Plan = tuple[dict[str, list[str]], dict[str, str]]
+
+
+def _live_products(rest: Rest, rest_url: str, contract_types: Sequence[str]) -> list[dict]:
+    now = dt.datetime.now(dt.UTC)
+    rows = rest.pages(f"{rest_url}{PRODUCTS_PATH}", products_params(contract_types), products_page, "after")
+    return [p for p in rows if is_live(p, now)]
+
+
+def _ticker_rows(rest: Rest, rest_url: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
+    return rows_of(rest.get(f"{rest_url}{TICKERS_PATH}", tickers_params(contract_types, underlying)), TICKERS_PATH)
+
+
+def _discovered(ctx: FeedContext, kind: str, plan_of: Callable[[Rest, str], Plan]) -> list[Source]:
+    svc = ctx.service
+    plan: Plan = ({}, {})
+
+    def discover(rest: Rest) -> list[str]:
+        nonlocal plan
+        plan = plan_of(rest, svc.rest_url)
+        return sorted(set(plan[1].values()))
+
+    def connections(_symbols: list[str]) -> list[Source]:
+        channels, keys = plan
+        return [ctx.connection(DeltaStream(f"{kind}#{i}", svc.url, kind, wanted, keys=keys))
+                for i, wanted in enumerate(connection_plan(channels))]
+
+    return [ctx.discovered(discover, connections)]
+
+
+def futures(ctx: FeedContext) -> list[Source]:
+    """`ticker` + `trades` + `funding_rate`; REST tickers add the 24 h volume the compact ticker lacks."""
+    seeded: set[str] = set()
+
+    def plan(rest: Rest, rest_url: str) -> Plan:
+        products = {p["symbol"]: p for p in _live_products(rest, rest_url, FUTURE_TYPES)}
+        symbols = ctx.accept_listed(ctx.service.symbols, set(products), "live future on Delta (unknown or expired)")
+        perps = [s for s in symbols if products[s].get("contract_type") == PERPETUAL_TYPE]
+        _seed_from_rest(ctx, _ticker_rows(rest, rest_url, FUTURE_TYPES), {s: products[s] for s in symbols}, seeded)
+        return {"ticker": symbols, "trades": symbols, "funding": perps}, {s: s for s in symbols}
+
+    return _discovered(ctx, "futures", plan)
+
+
+def _seed_from_rest(ctx: FeedContext, rows: list[dict], products: dict[str, dict], seeded: set[str]) -> None:
+    """A new symbol's first state from REST tickers (`ltp` from the last trade's `close`, until `trades`
+    brings a newer one); afterwards only the 24 h volume, which the socket lacks."""
+    recv_ms = now_ms()
+    for row in rows:
+        sym = row.get("symbol")
+        if sym not in products:
+            continue
+        try:
+            fields = rest_ticker_fields(row, "futures")
+            ts_ms = epoch_ms(row.get("timestamp"), "timestamp")
+        except ParseError as exc:
+            ctx.stats.error(exc.kind, f"REST ticker {sym}: {exc.detail}")
+            continue
+        if sym in seeded:
+            fields = {k: v for k, v in fields.items() if k == "volume_24h"}
+        else:
+            fields["original_symbol"] = sym
+            if products[sym].get("contract_type") == PERPETUAL_TYPE:
+                fields["funding_interval_hours"] = funding_interval_hours(products[sym])
+            seeded.add(sym)
+        if fields:
+            ctx.sink.put(sym, fields, min(ts_ms, recv_ms), recv_ms)
+
+
+def options(ctx: FeedContext) -> list[Source]:
+    """Explicit symbols (checked live) plus the chain the selection rule picks."""
+    svc = ctx.service
+    rule = ChainRule.from_config(svc.selection, f"{svc.path}.selection")
+
+    def plan(rest: Rest, rest_url: str) -> Plan:
+        products = _live_products(rest, rest_url, OPTION_TYPES)
+        symbols = set(ctx.accept_listed(svc.symbols, {p["symbol"] for p in products}, "live option on Delta (unknown or expired)"))
+        if rule.underlyings:
+            prices = {}
+            for und in rule.underlyings if rule.strike_range_pct else ():
+                price = index_price(_ticker_rows(rest, rest_url, FUTURE_TYPES, und))
+                if price:
+                    prices[und] = price
+            chosen, no_price = rule.select(option_contracts(products), prices, now_ms())
+            for und in no_price:
+                ctx.stats.error("no_spot_price", f"no index price for {und}; its chain is skipped this round", parse=False)
+            symbols.update(chosen)
+        ordered = sorted(symbols)
+        return {"ticker": ordered, "trades": ordered}, {s: s for s in ordered}
+
+    return _discovered(ctx, "options", plan)
+
+
+def spot_plan(wanted: Sequence[str], markets: Collection[str], indices: Collection[str]) -> tuple[Plan, dict[str, str]]:
+    """A live `spot` product of that name if Delta lists one, else the pair's spot index; the plan and
+    the symbols that are neither, with the reason."""
+    tickers, index, keys, refused = [], [], {}, {}
+    for sym in wanted:
+        if sym in markets:
+            tickers.append(sym)
+            keys[sym] = sym
+        elif index_symbol(sym) in indices:
+            index.append(index_symbol(sym))
+            keys[index_symbol(sym)] = sym
+        else:
+            refused[sym] = f"neither a live spot market nor an index {index_symbol(sym)} on Delta"
+    return ({"ticker": tickers, "trades": tickers, "index": index}, keys), refused
+
+
+def spot(ctx: FeedContext) -> list[Source]:
+    def plan(rest: Rest, rest_url: str) -> Plan:
+        markets = {p["symbol"] for p in _live_products(rest, rest_url, ("spot",))}
+        found, refused = spot_plan(ctx.service.symbols, markets, index_symbols(rest.get(f"{rest_url}{INDICES_PATH}")))
+        ctx.report_selection(found[1].values(), refused)
+        return found
+
+    return _discovered(ctx, "spot", plan)
+
+
+EXCHANGE = Exchange(
+    name="delta",
+    display="Delta",
+    feeds=(
+        Feed("delta_spot", SPOT, spot, "Delta spot markets or spot indices", uses_rest=True),
+        Feed("delta_futures_ltp", DERIVATIVE, futures, "Delta perpetuals and futures: LTP, mark, funding, OI", uses_rest=True),
+        Feed("delta_options", OPTION, options, "Delta option chains with Greeks", uses_rest=True),
+    ),
+    market=market_of,
+    funding_interval_hours=float(DEFAULT_FUNDING_INTERVAL_HOURS),
+    simulator="tests.sim.delta:DeltaSim",
+)

@@ -23,12 +23,19 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.exchanges.common import decimal_str, decode_object, describe, number_str
+from workers.runtime import declare
+from workers.runtime.config import ConfigError
+from workers.runtime.markets import PERPETUAL, Market, market
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.poll import RestError
 from workers.runtime.timefmt import iso_ms, now_ms
+
+if TYPE_CHECKING:
+    from workers.runtime.feed import FeedContext, Source
+    from workers.runtime.rest import Rest
 
 # -- endpoints and limits ---------------------------------------------------------------
 
@@ -548,3 +555,84 @@ class HyperliquidStream:
                 return Control(SUB_REJECTED, f"{', '.join(t for t, _ in refused)}: {text[:200]}", (self.keys[coin],))
         raise ParseError("exchange_error", text[:200])
 
+
+
+# -- markets: how the panel reads a Hyperliquid symbol -------------------------------------
+
+PERP_QUOTE = "USDC"  # perpetuals are margined and settled in USDC
+SPOT_ALIASES = {"UBTC": "BTC", "UETH": "ETH", "USOL": "SOL"}  # Unit-bridged spot tokens, named as their coin
+
+
+def market_of(symbol: str, kind: str) -> Market | None:
+    """Perpetuals are the coin (BTC; kPEPE is 1000 PEPE), quoted in USDC; spot is `<BASE>/<QUOTE>`
+    (HYPE/USDC) with bridged tokens read as their coin; unresolved ids (@107) are not markets."""
+    if symbol.startswith("@"):
+        return None
+    if kind == declare.SPOT:
+        base, slash, quote = symbol.partition("/")
+        if not slash or not quote:
+            return None
+        return market(SPOT_ALIASES.get(base, base), quote, declare.SPOT)
+    if "/" in symbol or "-" in symbol:
+        return None
+    if symbol.startswith("k") and symbol[1:2].isupper():
+        return Market(symbol[1:], PERP_QUOTE, PERPETUAL, None, 1000)
+    return market(symbol, PERP_QUOTE, PERPETUAL)
+
+
+# -- feeds: how each is wired --------------------------------------------------------------
+# An unknown coin in a subscription makes the server close the whole socket, so nothing is subscribed
+# that the live `meta` / `spotMeta` does not list: names are resolved at start and every
+# `discovery_interval`, unknown or delisted ones are reported once and skipped, and later listings are
+# picked up without a restart. Limits are per IP and shared by both feeds: each keeps to
+# FEED_SUBSCRIPTION_SHARE subscriptions on one connection.
+
+def _feed(ctx: FeedContext, kind: str) -> list[Source]:
+    svc = ctx.service
+    problem = budget_problem(len(svc.symbols))
+    if problem:
+        raise ConfigError(f"{svc.path}.symbols", problem, f"at most {max_coins()} symbols per feed")
+    info = info_url(svc.rest_url)
+    keys: dict[str, str] = {}  # exchange coin ('BTC', '@107') -> Redis symbol ('BTC', 'HYPE/USDC')
+
+    def discover(rest: Rest) -> list[str]:
+        nonlocal keys
+        if kind == PERP:
+            coins, refused = resolve_perp(rest.post(info, meta_request()), svc.symbols)
+            resolved = {coin: coin for coin in coins}
+        else:
+            names, refused = resolve_spot(rest.post(info, spot_meta_request()), svc.symbols)
+            resolved = {coin: name for name, coin in names.items()}
+        ctx.report_selection(resolved.values(), refused)
+        keys = resolved
+        return sorted(resolved.values())
+
+    def connections(_symbols: list[str]) -> list[Source]:
+        if not keys:
+            return []
+        return [ctx.connection(HyperliquidStream(f"{kind}#0", svc.url, kind, keys, ping_interval=svc.ping_interval))]
+
+    return [ctx.discovered(discover, connections)]
+
+
+def perpetual(ctx: FeedContext) -> list[Source]:
+    return _feed(ctx, PERP)
+
+
+def spot(ctx: FeedContext) -> list[Source]:
+    return _feed(ctx, SPOT)
+
+
+EXCHANGE = declare.Exchange(
+    name="hyperliquid",
+    display="Hyperliquid",
+    feeds=(
+        declare.Feed("hyperliquid_perpetual", declare.DERIVATIVE, perpetual,
+             "Hyperliquid perpetuals: trades, mark, oracle, hourly funding, OI, best bid/ask", uses_rest=True),
+        declare.Feed("hyperliquid_spot", declare.SPOT, spot, "Hyperliquid spot pairs by name (HYPE/USDC): trades, mark, mid, best bid/ask",
+             uses_rest=True),
+    ),
+    market=market_of,
+    funding_interval_hours=float(FUNDING_INTERVAL_HOURS),
+    simulator="tests.sim.hyperliquid:HyperliquidSim",
+)

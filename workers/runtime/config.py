@@ -7,14 +7,14 @@ allowed, so a typo is fixed from the message alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from workers.registry import FEEDS, KNOWN_EXCHANGES, KNOWN_FEEDS
+from workers import registry
 from workers.runtime.redis_url import ALLOWED as REDIS_URL_FORMS
 from workers.runtime.redis_url import check as check_redis_url
 
@@ -22,8 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = ROOT / "exchanges.yaml"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
-# Feed ids and their exchanges come from the registry (one place); re-exported for readers of config.
-__all__ = ["KNOWN_EXCHANGES", "KNOWN_FEEDS", "Config", "ConfigError", "ServiceConfig", "load_config", "parse_config"]
+__all__ = ["Config", "ConfigError", "ServiceConfig", "load_config", "parse_config"]
 
 
 class ConfigError(ValueError):
@@ -193,8 +192,25 @@ def _check_keys(path: str, data: dict, allowed: list[str] | tuple[str, ...]) -> 
             raise ConfigError(f"{path}.{key}" if path else str(key), "unknown key", ", ".join(allowed))
 
 
-def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | None = None) -> Config:
-    """Validate the parsed YAML document and build typed settings."""
+def _check_service_id(ex_name: str, sid: str, svc_path: str, declared: bool) -> bool:
+    """Is `sid` a feed of exchange `ex_name`? Checked against the exchange's declaration when `declared`,
+    else by the `<exchange>_` rule only (a feed process does not load other exchanges' modules).
+    Returns whether the feed uses REST (False when not checked)."""
+    if declared:
+        spec = registry.exchange(ex_name).feed_by_id.get(sid)
+        if spec is None:
+            allowed = list(registry.exchange(ex_name).feed_by_id)
+            raise ConfigError(svc_path, f"unknown service for exchange {ex_name!r}", ", ".join(allowed))
+        return spec.uses_rest
+    if registry.exchange_of(sid) != ex_name:
+        raise ConfigError(svc_path, f"unknown service for exchange {ex_name!r}", f"feed ids of the form {ex_name}_<name>")
+    return False
+
+
+def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | None = None,
+                 checked: Collection[str] | None = None) -> Config:
+    """Validate the parsed YAML document and build typed settings. `checked`: the exchanges whose services
+    are checked against their declared feeds (None: every exchange; a feed process checks its own)."""
     data = _mapping("(top level)", data if data is not None else {})
     _check_keys("", data, ["redis", "defaults", "exchanges"])
 
@@ -216,8 +232,8 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
     services: dict[str, ServiceConfig] = {}
     for ex_name, ex in exchanges.items():
         ex_path = f"exchanges.{ex_name}"
-        if ex_name not in KNOWN_EXCHANGES:
-            raise ConfigError(ex_path, "unknown exchange", ", ".join(KNOWN_EXCHANGES))
+        if ex_name not in registry.EXCHANGES:
+            raise ConfigError(ex_path, "unknown exchange", ", ".join(sorted(registry.EXCHANGES)))
         ex = _mapping(ex_path, ex)
         _check_keys(ex_path, ex, ["enabled", "endpoints", "services"])
         ex_enabled = _bool(f"{ex_path}.enabled", ex.get("enabled", True))
@@ -228,9 +244,7 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
         }
         for sid, svc in _mapping(f"{ex_path}.services", ex.get("services") or {}).items():
             svc_path = f"{ex_path}.services.{sid}"
-            if KNOWN_FEEDS.get(sid) != ex_name:
-                allowed = [s for s, e in KNOWN_FEEDS.items() if e == ex_name]
-                raise ConfigError(svc_path, f"unknown service for exchange {ex_name!r}", ", ".join(allowed))
+            uses_rest = _check_service_id(ex_name, sid, svc_path, checked is None or ex_name in checked)
             if sid in services:
                 raise ConfigError(svc_path, "service configured twice")
             svc = _mapping(svc_path, svc)
@@ -251,7 +265,7 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
                     ", ".join(endpoints) or "none defined",
                 )
             rest = values["rest_endpoint"]
-            if rest is None and FEEDS[sid].uses_rest:
+            if rest is None and uses_rest:
                 raise ConfigError(f"{svc_path}.rest_endpoint", f"missing: {sid} discovers or polls over REST",
                                   ", ".join(k for k, v in endpoints.items() if v.startswith("http")) or "an http(s) endpoint")
             if rest is not None and rest not in endpoints:
@@ -274,8 +288,9 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
     return Config(path=path, redis_url=url, publish=publish, history_len=history_len, services=services)
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Read the config file (LTP_CONFIG or ./exchanges.yaml); REDIS_URL overrides redis.url."""
+def load_config(path: str | os.PathLike | None = None, checked: Collection[str] | None = None) -> Config:
+    """Read the config file (LTP_CONFIG or ./exchanges.yaml); REDIS_URL overrides redis.url.
+    `checked` as parse_config's."""
     cfg_path = Path(path or os.environ.get("LTP_CONFIG") or DEFAULT_CONFIG_PATH)
     try:
         text = cfg_path.read_text()
@@ -287,7 +302,7 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError("(file)", f"not valid YAML: {exc}", file=str(cfg_path)) from None
     try:
-        return parse_config(data, cfg_path, redis_url=os.environ.get("REDIS_URL") or None)
+        return parse_config(data, cfg_path, redis_url=os.environ.get("REDIS_URL") or None, checked=checked)
     except ConfigError as exc:
         exc.file = str(cfg_path)
         raise

@@ -14,11 +14,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import yaml
+
+from workers import registry
 
 from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, ROOT, Config, ConfigError, ServiceConfig, load_config
 from .heap import HeapTrimmer
@@ -28,6 +30,9 @@ from .stats import SUBSCRIBED, FeedStats
 from .status import StatusReporter, report_config_error
 from .timefmt import now_ms
 from .ws import WsConnection, WsStream
+
+if TYPE_CHECKING:
+    from .rest import Rest
 
 STOP_BUDGET_S = 1.8  # supervisord's stop is answered within 2 s
 # supervisord counts a start as failed only if the process exits within `startsecs` (2 s) of its
@@ -58,6 +63,22 @@ class FeedContext:
         svc = self.service
         return WsConnection(stream, self.sink, self.stats, silence_timeout=svc.silence_timeout, data_timeout=svc.data_timeout)
 
+    def discovered(self, discover: Callable[[Rest], Sequence[str]], connections: Callable[[list[str]], Sequence[Source]]) -> Source:
+        """Symbols found over REST every `discovery_interval` (`discover`), followed on the connections
+        `connections` makes for them; rebuilt when the set changes, keys of symbols that left removed."""
+        from .discovery import DiscoveredWsFeed
+        from .rest import Rest
+
+        return DiscoveredWsFeed(self, lambda session: discover(Rest(session)), connections, self.service.discovery_interval)
+
+    def poller(self, name: str, poll: Callable[[Rest], None], interval: float, *, backoff_max: float = 60.0) -> Source:
+        """`poll` every `interval` seconds on a thread of its own; errors back off from 1 s to `backoff_max`."""
+        from .backoff import Backoff
+        from .poll import RestPoller
+        from .rest import Rest
+
+        return RestPoller(name, lambda session: poll(Rest(session)), interval, self.stats, backoff=Backoff(1.0, backoff_max))
+
     def deliver(self, updates: Sequence[Update], recv_ms: int | None = None) -> None:
         """Write a REST poll's updates now, on the caller's thread, and count them like socket frames."""
         if not updates:
@@ -71,15 +92,20 @@ class FeedContext:
 
     def accept_listed(self, wanted: Iterable[str], listed: Collection[str], what: str) -> list[str]:
         """The wanted symbols the exchange lists; each other one is reported once (stats.reject), never subscribed."""
-        ok, refused = [], []
-        for sym in wanted:
-            if sym in listed:
-                self.stats.rejected.pop(sym, None)
-                ok.append(sym)
-            else:
-                refused.append(sym)
-        self.stats.reject_many(refused, f"not a {what}; not subscribed")  # one log line, not one per symbol
+        ok = [sym for sym in wanted if sym in listed]
+        self.report_selection(ok, {sym: f"not a {what}" for sym in wanted if sym not in listed})
         return ok
+
+    def report_selection(self, accepted: Iterable[str], refused: Mapping[str, str]) -> None:
+        """After a discovery round: accepted symbols leave the status hash's `rejected`; each refused one is
+        reported once with its reason, never subscribed (one log line per reason, not one per symbol)."""
+        for sym in accepted:
+            self.stats.rejected.pop(sym, None)
+        by_reason: dict[str, list[str]] = {}
+        for sym, reason in refused.items():
+            by_reason.setdefault(reason, []).append(sym)
+        for reason, symbols in by_reason.items():
+            self.stats.reject_many(symbols, f"{reason}; not subscribed")
 
 
 SourceBuilder = Callable[[FeedContext], Sequence[Source]]
@@ -101,7 +127,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     setup_logging(service_id)
     log = logging.getLogger(service_id)
     try:
-        config = load_config()
+        config = load_config(checked=[registry.exchange_of(service_id) or ""])  # its own exchange's feeds; not every module
         service = config.service(service_id)
     except ConfigError as exc:
         _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
