@@ -1,6 +1,6 @@
 """Two trees of ltp on the same pre-built frames, rounds alternating A, B, A, B: the ratio of one change.
 
-    python -m bench.ab --a /tmp/before --b . [--feed linear|spot] [--rounds 4] [--seconds 6]
+    python -m bench.ab --a /tmp/before --b . [--feed linear|spot] [--rounds 4] [--seconds 6] [--floor-python P]
 
 Each tree's real program (`python -m workers bybit_futures_orderbook` or `bybit_spot`, run from that
 tree) in turn against one frame sender at full speed (linear: bench.peer's Bybit linear ticker deltas,
@@ -8,6 +8,8 @@ the frames of `make bench-peer`; spot: bench.bench's spot ticker snapshots) and 
 (flushed between windows), with the programs' own settings (publish on, history_len 60). Per window:
 frames/s (the feed's own messages_total) and the feed process's CPU µs per frame; per round the ratio
 B / A, and the median over rounds. On a shared, noisy machine only these same-run ratios mean anything.
+With --floor-python (bench/.peer-venv/bin/python) the bare asyncio client (bench/bare_asyncio.py) takes a
+window in every round too, and A and B are also given as ratios to it.
 """
 
 from __future__ import annotations
@@ -72,15 +74,20 @@ def main() -> None:
     ap.add_argument("--feed", choices=tuple(FEEDS), default="linear")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--floor-python", help="also run the bare asyncio floor with this python (the peer venv's)")
     args = ap.parse_args()
     server = RedisServer().start()
     sender: Any = FrameSender(10) if args.feed == "linear" else FrameServer(10)
     url = f"{sender.ws_base}/v5/public/linear" if args.feed == "linear" else sender.url
-    runs: dict[str, list[dict[str, float]]] = {"a": [], "b": []}
+    runs: dict[str, list[dict[str, float]]] = {"a": [], "b": [], "floor": []}
+    sides = ("a", "b", "floor") if args.floor_python else ("a", "b")
     try:
         for r in range(args.rounds):
-            for side in ("a", "b") if r % 2 == 0 else ("b", "a"):
-                runs[side].append(window(getattr(args, side).resolve(), args.feed, url, server.url, args.seconds))
+            for side in sides if r % 2 == 0 else sides[::-1]:
+                if side == "floor":
+                    runs[side].append(floor(args.floor_python, url, args.seconds))
+                else:
+                    runs[side].append(window(getattr(args, side).resolve(), args.feed, url, server.url, args.seconds))
     finally:
         sender.stop()
         server.cleanup()
@@ -89,7 +96,18 @@ def main() -> None:
         rounds = [b[k] / a[k] for a, b in zip(runs["a"], runs["b"], strict=True)]
         out[k] = {"a": statistics.mean(x[k] for x in runs["a"]), "b": statistics.mean(x[k] for x in runs["b"]),
                   "rounds_b_over_a": [round(x, 3) for x in rounds], "median_b_over_a": round(statistics.median(rounds), 3)}
+        for side in ("a", "b") if runs["floor"] else ():
+            vs = [x[k] / f[k] for x, f in zip(runs[side], runs["floor"], strict=True)]
+            out[k][f"{side}_over_floor"] = [round(x, 3) for x in vs]
+            out[k][f"median_{side}_over_floor"] = round(statistics.median(vs), 3)
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}))
+
+
+def floor(python: str, url: str, seconds: float) -> dict[str, float]:
+    out = subprocess.run([python, str(Path(__file__).parent / "bare_asyncio.py"), url, "10", str(seconds)],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"rate": got["rate"], "cpu_us_per_msg": got["cpu_us_per_msg"]}
 
 
 if __name__ == "__main__":
