@@ -23,6 +23,8 @@ import yaml
 from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, ROOT, Config, ConfigError, ServiceConfig, load_config
 from .heap import HeapTrimmer
 from .model import Update
+from .redis_url import SCHEMES as REDIS_URL_SCHEMES
+from .redis_url import redact, scheme_of
 from .sink import RedisSink
 from .stats import SUBSCRIBED, FeedStats
 from .status import StatusReporter, report_config_error
@@ -132,7 +134,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     status = StatusReporter(config.redis_url, stats, sink, stale_after=service.stale_after)
     log.info(
         "starting %s: %d source(s), %d symbol(s), prefix %r, Redis %s",
-        service_id, len(sources), len(stats.symbols), service.redis_prefix, _redact(config.redis_url),
+        service_id, len(sources), len(stats.symbols), service.redis_prefix, redact(config.redis_url),
     )
     if not service.enabled:
         log.warning("%s is disabled in %s but was started by hand; running anyway", service_id, config.path)
@@ -287,7 +289,7 @@ def _hints_of_unchecked_config(service_id: str) -> tuple[str, str | None]:
     try:
         data = yaml.safe_load(Path(os.environ.get("LTP_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
         raw_url = data.get("redis", {}).get("url")
-        if not url and isinstance(raw_url, str) and raw_url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        if not url and isinstance(raw_url, str) and scheme_of(raw_url) in REDIS_URL_SCHEMES:
             url = raw_url
         for ex in (data.get("exchanges") or {}).values():
             svc = ((ex or {}).get("services") or {}).get(service_id)
@@ -297,10 +299,3 @@ def _hints_of_unchecked_config(service_id: str) -> tuple[str, str | None]:
         pass
     return url or DEFAULT_REDIS_URL, prefix
 
-
-def _redact(url: str) -> str:
-    """Hide a password in a Redis URL before logging it."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
