@@ -47,6 +47,7 @@ from workers.runtime.model import (
 )
 from workers.runtime.paging import unwrap
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms
 
 MAX_ARGS_PER_REQUEST = {"spot": 10, "linear": 200, "option": 200}
@@ -89,11 +90,10 @@ def rejected_topic(ret_msg: str) -> str:
     return topic.strip() if sep else ""
 
 
-class BybitStream:
+class BybitStream(WsStream):
     """One Bybit public connection: a category, its topics, and the frame dispatch."""
 
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
+    can_resubscribe = True
 
     def __init__(self, name: str, url: str, category: str, topics: list[str], ping_interval: float = 20.0) -> None:
         self.name = name

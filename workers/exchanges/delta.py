@@ -39,6 +39,7 @@ from workers.runtime.chain import Contract
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.paging import unwrap
 from workers.runtime.poll import RestError
+from workers.runtime.stream import WsStream
 
 # Logical channel -> the public socket's channel name.
 CHANNELS = {"ticker": "ticker", "trades": "trades", "funding": "funding_rate", "index": "spot_price"}
@@ -218,16 +219,13 @@ def _tokens(text: str) -> set[str]:
     return {t.rstrip(".") for t in re.findall(r"[A-Za-z0-9_.\-]+", text)}
 
 
-class DeltaStream:
+class DeltaStream(WsStream):
     """One Delta public socket: which symbols on which channels, and the frame dispatch.
 
     `channels` maps a logical channel (`CHANNELS`' keys) to exchange symbols; `keys` maps
     an exchange symbol to its Redis key (they differ only for spot indices: '.DEXBTUSD'
     is written as 'BTCUSD').
     """
-
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
 
     def __init__(
         self,
@@ -266,9 +264,6 @@ class DeltaStream:
         if any(self._wanted.values()):
             frames.append(subscribe_frame(self._wanted))
         return frames
-
-    def ping_frame(self) -> str | None:
-        return None
 
     # -- dispatch ----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any
 from workers.exchanges.common import decimal_str, decode_object, describe, number_str
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.poll import RestError
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms, now_ms
 
 # -- endpoints and limits ---------------------------------------------------------------
@@ -353,7 +354,7 @@ def ctx_updates(kind: str, reply: Any, keys: dict[str, str], now: int) -> tuple[
 # -- the stream --------------------------------------------------------------------------
 
 
-class HyperliquidStream:
+class HyperliquidStream(WsStream):
     """One Hyperliquid socket: `trades`, `activeAssetCtx` and `bbo` per coin, and the frame dispatch.
 
     `keys` maps the exchange coin to its Redis symbol (perp 'BTC' -> 'BTC'; spot '@107' -> 'HYPE/USDC').
@@ -361,9 +362,6 @@ class HyperliquidStream:
     Context frames carry no time: their event time is `clock()` (the receive time, epoch ms), and the
     hourly `next_funding_time` is computed from it.
     """
-
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ import yaml
 from workers.registry import FEEDS, KNOWN_EXCHANGES, KNOWN_FEEDS
 from workers.runtime.redis_url import ALLOWED as REDIS_URL_FORMS
 from workers.runtime.redis_url import check as check_redis_url
+from workers.runtime.stream import DEFAULT_DATA_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = ROOT / "exchanges.yaml"
@@ -60,7 +61,7 @@ class ServiceConfig:
     book_top: bool
     discovery_interval: float
     selection: Mapping[str, Any] = field(default_factory=dict)
-    data_timeout: float = 120.0  # no data frame on a connection this long: resubscribe, then reconnect
+    data_timeout: float = DEFAULT_DATA_TIMEOUT_S  # no data frame on a connection this long: resubscribe, then reconnect
 
     @property
     def path(self) -> str:
@@ -181,7 +182,7 @@ SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "levels": (_int_range(1, 200), 10),
     "book_top": (_bool, True),
     "discovery_interval": (_seconds(0.5, 86400), 300.0),
-    "data_timeout": (_seconds(1, 86400), 120.0),
+    "data_timeout": (_seconds(1, 86400), DEFAULT_DATA_TIMEOUT_S),
     "selection": (_mapping, {}),
 }
 DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval", "discovery_interval", "data_timeout")

@@ -40,6 +40,10 @@ QUICK_EXIT_S = 1.6
 class Source(Protocol):
     """Something that produces updates on its own threads (a WebSocket, a REST poller)."""
 
+    # True: the source decides the symbol set (discovery) and reconciles Redis with it at each
+    # discovery; False: run_feed reconciles Redis with the configured symbols at start.
+    discovers_symbols: bool
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def join(self, timeout: float) -> None: ...
@@ -140,7 +144,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         log.warning("%s is disabled in %s but was started by hand; running anyway", service_id, config.path)
     # Redis as this process finds it: keys no longer configured removed, keys left from the previous
     # run marked stale until rewritten. Feeds that discover their set reconcile at each discovery.
-    discovers = any(getattr(src, "discovers_symbols", False) for src in sources)
+    discovers = any(src.discovers_symbols for src in sources)
     sink.reconcile(None if discovers else service.symbols)
     sink.start()
     status.start()  # its first publish happens on its own thread: start does not wait for Redis

@@ -199,6 +199,8 @@ def _retry_after(value: str | None) -> float | None:
 class RestPoller:
     """Call `poll(session)` every `interval` seconds on a thread; back off on errors."""
 
+    discovers_symbols = False  # a Source of the configured symbols (feed.Source)
+
     def __init__(
         self,
         name: str,
