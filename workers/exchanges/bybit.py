@@ -31,7 +31,7 @@ from typing import Any
 
 from orjson import dumps
 
-from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
+from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe, unwrap
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.chain import Contract
 from workers.runtime.limiter import Limiter
@@ -45,7 +45,6 @@ from workers.runtime.model import (
     ParseError,
     Update,
 )
-from workers.runtime.paging import unwrap
 from workers.runtime.sharding import shard
 from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms
@@ -550,7 +549,7 @@ def _v5_ok(body: dict) -> bool:
 
 
 def result_of(body: Any, url: str) -> dict:
-    """The `result` of a V5 reply ({retCode, retMsg, result}), or RestError."""
+    """The `result` of a V5 reply ({retCode, retMsg, result}), or ParseError."""
     result: dict = unwrap(body, url, _v5_ok)
     return result
 

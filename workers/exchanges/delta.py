@@ -34,11 +34,9 @@ from collections.abc import Iterable, MutableMapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction
+from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction, unwrap
 from workers.runtime.chain import Contract
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.paging import unwrap
-from workers.runtime.poll import RestError
 from workers.runtime.stream import WsStream
 
 # Logical channel -> the public socket's channel name.
@@ -411,7 +409,7 @@ def products_page(body: Any) -> tuple[list[dict], str | None]:
     """One page of /v2/products: rows with a symbol, and the `after` cursor of the next page."""
     rows = unwrap(body, PRODUCTS_PATH, _ok)
     if not isinstance(rows, list):
-        raise RestError(f"GET {PRODUCTS_PATH}: result is not a list")
+        raise ParseError("bad_reply", f"{PRODUCTS_PATH}: result is not a list")
     meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
     after = meta.get("after")
     return [r for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str)], after if isinstance(after, str) else None

@@ -27,7 +27,6 @@ from typing import Any
 
 from workers.exchanges.common import decimal_str, decode_object, describe, number_str
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError
 from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms, now_ms
 
@@ -134,7 +133,7 @@ def _meta_of(reply: Any, what: str) -> dict:
     if isinstance(reply, list) and len(reply) == 2:
         reply = reply[0]
     if not isinstance(reply, dict) or not isinstance(reply.get("universe"), list):
-        raise RestError(f"{what}: unexpected answer ({type(reply).__name__} without a universe list)")
+        raise ParseError("bad_reply", f"{what}: unexpected answer ({type(reply).__name__} without a universe list)")
     return reply
 
 
@@ -143,7 +142,7 @@ def resolve_perp(meta_reply: Any, wanted: Iterable[str]) -> tuple[list[str], dic
 
     Names must match the universe exactly (case matters: `kPEPE`); delisted coins are refused because
     their marks are frozen. `meta_reply` is a `meta` or `metaAndAssetCtxs` answer; a malformed one
-    raises RestError (the discovery poller retries).
+    raises ParseError (read through poll.post_parsed: a RestError, which the discovery poller retries).
     """
     universe = _meta_of(meta_reply, "meta")["universe"]
     listed: dict[str, dict] = {}
@@ -327,9 +326,9 @@ def ctx_updates(kind: str, reply: Any, keys: dict[str, str], now: int) -> tuple[
     {coin: problem} for contexts that failed the checks and were skipped), for the coins in `keys`
     (exchange coin -> Redis symbol). Event time = `now` (contexts carry none). Perp contexts carry no
     name: they join the universe by position. Spot contexts carry `coin`; where one does not (the docs'
-    example) it joins by position too. A reply of the wrong shape raises RestError."""
+    example) it joins by position too. A reply of the wrong shape raises ParseError."""
     if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], list)):
-        raise RestError(f"{kind} asset contexts: expected [meta, [ctx...]], got {type(reply).__name__}")
+        raise ParseError("bad_reply", f"{kind} asset contexts: expected [meta, [ctx...]], got {type(reply).__name__}")
     universe = _meta_of(reply, "meta" if kind == PERP else "spotMeta")["universe"]
     out: list[Update] = []
     bad: dict[str, str] = {}

@@ -10,7 +10,7 @@ from workers.runtime.config import ConfigError
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
 from workers.runtime.paging import fetch_pages
-from workers.runtime.poll import get_json
+from workers.runtime.poll import get_parsed
 from workers.runtime.timefmt import now_ms
 from workers.runtime.ws import WsConnection
 
@@ -52,7 +52,7 @@ def options(ctx: FeedContext) -> list[Source]:
         now = now_ms()
         prices = {}
         for coin in rule.underlyings if rule.strike_range_pct else ():
-            price = bybit.last_price(get_json(session, f"{rest}{bybit.TICKERS_PATH}", bybit.spot_ticker_params(coin)))
+            price = get_parsed(session, f"{rest}{bybit.TICKERS_PATH}", bybit.spot_ticker_params(coin), parse=bybit.last_price)
             if price:
                 prices[coin] = price
         chosen, no_price = rule.select(contracts, prices, now)

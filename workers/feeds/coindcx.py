@@ -9,8 +9,7 @@ coindcx.DETAILS_SWEEP_MAX_PER_S.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from workers.exchanges import coindcx
 from workers.runtime.backoff import Backoff
@@ -18,26 +17,16 @@ from workers.runtime.config import ConfigError
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
 from workers.runtime.model import ParseError
-from workers.runtime.poll import RestError, RestPoller, get_json
+from workers.runtime.poll import RestPoller, get_json, get_parsed
 from workers.runtime.sharding import shard
 
 if TYPE_CHECKING:
     from workers.runtime.poll import RestSession
 
-T = TypeVar("T")
-
 REQUESTS_PER_S_PER_FEED = 8   # half of the per-IP 16/s: the two feeds never exceed it together
 CHANNELS_PER_SOCKET = 300     # observed to work on one socket [U]; no documented cap
 # Fresh data within 10 s of the exchange answering normally again: retries at most 8 s apart.
 REST_BACKOFF_MAX_S = 8.0
-
-
-def _parsed(session: RestSession, url: str, params: dict | None, parse: Callable[[Any], T]) -> T:
-    """GET and parse; a reply the parser refuses is a RestError (counted, retried with backoff) that writes nothing."""
-    try:
-        return parse(get_json(session, url, params))
-    except ParseError as exc:
-        raise RestError(f"GET {url}: unusable answer ({exc.kind}: {exc.detail[:120]})") from None
 
 
 def _report(ctx: FeedContext, result: coindcx.PollResult) -> None:
@@ -67,8 +56,8 @@ def futures(ctx: FeedContext) -> list[Source]:
         nonlocal active, checked_at
         listed: set[str] = set()
         for margin in margins:
-            listed |= _parsed(session, f"{api}{coindcx.ACTIVE_INSTRUMENTS_PATH}", coindcx.active_instruments_params(margin),
-                              coindcx.parse_active_instruments)
+            listed |= get_parsed(session, f"{api}{coindcx.ACTIVE_INSTRUMENTS_PATH}", coindcx.active_instruments_params(margin),
+                                 parse=coindcx.parse_active_instruments)
         live = set(ctx.accept_listed(svc.symbols, listed, "active CoinDCX futures instrument"))
         for pair in sorted(live - described):
             time.sleep(1 / coindcx.DETAILS_SWEEP_MAX_PER_S)
@@ -95,7 +84,7 @@ def futures(ctx: FeedContext) -> list[Source]:
     def poll(session: RestSession) -> None:
         if time.monotonic() - checked_at >= svc.discovery_interval:
             check(session)
-        result = _parsed(session, f"{public}{coindcx.RT_PRICES_PATH}", None, prices.parse)
+        result = get_parsed(session, f"{public}{coindcx.RT_PRICES_PATH}", parse=prices.parse)
         _report(ctx, result)
         ctx.deliver([u for u in result.updates if u.symbol in active])
 
@@ -110,7 +99,7 @@ def spot(ctx: FeedContext) -> list[Source]:
     streams: list[coindcx.SpotTradesStream] = []
 
     def discover(session: RestSession) -> list[str]:
-        markets = _parsed(session, f"{api}{coindcx.MARKETS_DETAILS_PATH}", None, coindcx.parse_markets_details)
+        markets = get_parsed(session, f"{api}{coindcx.MARKETS_DETAILS_PATH}", parse=coindcx.parse_markets_details)
         live = {pair for pair, m in markets.items() if m.status in ("active", "")}
         pairs = ctx.accept_listed(svc.symbols, live, "active CoinDCX spot pair")
         ticker.markets = {markets[p].market: p for p in pairs}
@@ -125,8 +114,8 @@ def spot(ctx: FeedContext) -> list[Source]:
         if not ticker.markets:
             return  # discovery has not run yet
         traded = set().union(*(s.traded for s in streams)) if streams else set()
-        result = _parsed(session, f"{api}{coindcx.SPOT_TICKER_PATH}", None,
-                         lambda body: ticker.parse(body, ltp_for=set(ticker.markets.values()) - traded))
+        result = get_parsed(session, f"{api}{coindcx.SPOT_TICKER_PATH}",
+                            parse=lambda body: ticker.parse(body, ltp_for=set(ticker.markets.values()) - traded))
         _report(ctx, result)
         ctx.deliver(result.updates)
 

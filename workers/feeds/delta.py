@@ -20,7 +20,7 @@ from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
 from workers.runtime.model import ParseError
 from workers.runtime.paging import fetch_pages
-from workers.runtime.poll import get_json
+from workers.runtime.poll import get_parsed
 from workers.runtime.sharding import shard
 from workers.runtime.timefmt import now_ms
 
@@ -39,7 +39,8 @@ def _products(session: RestSession, rest: str, contract_types: Sequence[str]) ->
 
 def _tickers(session: RestSession, rest: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
     url = f"{rest}{delta.TICKERS_PATH}"
-    return delta.rows_of(get_json(session, url, delta.tickers_params(contract_types, underlying)), delta.TICKERS_PATH)
+    return get_parsed(session, url, delta.tickers_params(contract_types, underlying),
+                      parse=lambda body: delta.rows_of(body, delta.TICKERS_PATH))
 
 
 def _feed(ctx: FeedContext, kind: str, plan_of: Callable[[RestSession, str], Plan]) -> list[Source]:
@@ -135,7 +136,7 @@ def spot(ctx: FeedContext) -> list[Source]:
 
     def plan(session: RestSession, rest: str) -> Plan:
         markets = {p["symbol"] for p in _products(session, rest, ("spot",))}
-        indices = delta.index_symbols(get_json(session, f"{rest}{delta.INDICES_PATH}"))
+        indices = get_parsed(session, f"{rest}{delta.INDICES_PATH}", parse=delta.index_symbols)
         tickers, index, keys = [], [], {}
         for sym in ctx.service.symbols:
             if sym in markets:

@@ -15,7 +15,7 @@ from workers.exchanges import hyperliquid
 from workers.runtime.config import ConfigError
 from workers.runtime.discovery import DiscoveredWsFeed
 from workers.runtime.feed import FeedContext, Source
-from workers.runtime.poll import post_json
+from workers.runtime.poll import post_parsed
 
 if TYPE_CHECKING:
     from workers.runtime.poll import RestSession
@@ -32,10 +32,12 @@ def _feed(ctx: FeedContext, kind: str) -> list[Source]:
     def discover(session: RestSession) -> list[str]:
         nonlocal keys
         if kind == hyperliquid.PERP:
-            coins, refused = hyperliquid.resolve_perp(post_json(session, info, hyperliquid.meta_request()), svc.symbols)
+            coins, refused = post_parsed(session, info, hyperliquid.meta_request(),
+                                         parse=lambda reply: hyperliquid.resolve_perp(reply, svc.symbols))
             resolved = {coin: coin for coin in coins}
         else:
-            names, refused = hyperliquid.resolve_spot(post_json(session, info, hyperliquid.spot_meta_request()), svc.symbols)
+            names, refused = post_parsed(session, info, hyperliquid.spot_meta_request(),
+                                         parse=lambda reply: hyperliquid.resolve_spot(reply, svc.symbols))
             resolved = {coin: name for name, coin in names.items()}
         for name, reason in refused.items():
             ctx.stats.reject(name, f"{reason}; not subscribed")
