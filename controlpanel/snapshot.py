@@ -18,17 +18,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from workers.runtime import sink as runtime_sink
 from workers.runtime.config import Config, ServiceConfig
 from workers.runtime.redis_url import is_cluster
 from workers.runtime.sink import SYMBOL_INDEX
+from workers.runtime.stale import STALE_CAUSES, mark_prefix_stale
 from workers.runtime.status import STARTS_KEY, STATUS_KEY
 from workers.runtime.status import TTL_S as STATUS_TTL_S
 
@@ -64,10 +64,6 @@ OPERATOR_KEY = "service:operator:{service_id}"
 UNHEALTHY = "unhealthy"
 DEGRADED = "degraded"
 
-# workers/runtime/sink.py: `mark_stale(client, prefix, cause, *, status_key=None, publish=True)`
-# and what each cause means. Looked up, not imported by name: the runtime may not have them yet.
-_mark_stale: Callable[..., int] | None = getattr(runtime_sink, "mark_stale", None)
-STALE_CAUSES: dict[str, str] = dict(getattr(runtime_sink, "STALE_CAUSES", {}))
 DEAD_CAUSE = "not_running"
 
 
@@ -341,15 +337,15 @@ def _mark_dead(client: redis.Redis, svc: ServiceConfig, entry: dict[str, Any], r
             with _dead_lock:
                 _dead_marked.discard(memo)
         return
-    if (_mark_stale is None or not supervisor_ok or entry["process_state"] not in DEAD_STATES
+    if (not supervisor_ok or entry["process_state"] not in DEAD_STATES
             or raw.points <= 0 or memo in _dead_marked):
         return
     with _dead_lock:
         if memo in _dead_marked:
             return
         try:
-            marked = _mark_stale(client, svc.redis_prefix, DEAD_CAUSE,
-                                 status_key=STATUS_KEY.format(service_id=svc.service_id))
+            marked = mark_prefix_stale(client, svc.redis_prefix, DEAD_CAUSE,
+                                       status_key=STATUS_KEY.format(service_id=svc.service_id))
         except redis.RedisError as exc:
             if svc.service_id not in _mark_failed_logged:
                 _mark_failed_logged.add(svc.service_id)

@@ -168,7 +168,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
 
     def final_writes() -> None:
         if sink.connected:
-            sink.mark_all_stale("stopped")  # every key of the prefix: nothing writes them any more
+            sink.mark_prefix_stale("stopped")  # every key of the prefix: nothing writes them any more
         status.stop()
 
     # A hung Redis (accepts, never answers) must not hold the exit past the budget.
