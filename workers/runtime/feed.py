@@ -106,12 +106,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     """Run one feed until SIGTERM/SIGINT, then stop cleanly and exit 0."""
     setup_logging(service_id)
     log = logging.getLogger(service_id)
-    try:
-        config = load_config()
-        service = config.service(service_id)
-    except ConfigError as exc:
-        _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
-
+    config, service = _load_config_or_exit(service_id)
     die_with_parent(log)
     _single_instance(service_id, log)
     parent = os.getppid()
@@ -121,18 +116,9 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         config.redis_url, service.redis_prefix, stats,
         publish=config.publish, history_len=config.history_len,
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s; stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    ctx = FeedContext(config, service, stats, sink)
+    stop = _stop_on_signals(log)
     try:
-        sources = list(build_sources(ctx))
+        sources = list(build_sources(FeedContext(config, service, stats, sink)))
     except ConfigError as exc:
         _config_error(service_id, exc, config.redis_url, service.redis_prefix)
     status = StatusReporter(config.redis_url, stats, sink, stale_after=service.stale_after)
@@ -150,7 +136,34 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     status.start()  # its first publish happens on its own thread: start does not wait for Redis
     for src in sources:
         src.start()
+    _wait_for_stop(stop, parent, log)
+    _stop_and_exit(sources, sink, status, stats, log)
 
+
+def _load_config_or_exit(service_id: str) -> tuple[Config, ServiceConfig]:
+    """The configuration and this feed's service in it; a bad one is reported and the process exits 2."""
+    try:
+        config = load_config()
+        return config, config.service(service_id)
+    except ConfigError as exc:
+        _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
+
+
+def _stop_on_signals(log: logging.Logger) -> threading.Event:
+    """An event set by SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _wait_for_stop(stop: threading.Event, parent: int, log: logging.Logger) -> None:
+    """The main thread's loop while the sources run: heap trimming, and an eye on the parent process."""
     trimmer = HeapTrimmer(time.monotonic())
     while not stop.wait(0.5):
         trimmer.tick(time.monotonic())
@@ -158,6 +171,10 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
             log.error("parent process %d (supervisord) is gone; stopping", parent)
             break
 
+
+def _stop_and_exit(sources: Sequence[Source], sink: RedisSink, status: StatusReporter, stats: FeedStats,
+                   log: logging.Logger) -> NoReturn:
+    """Stop within STOP_BUDGET_S: sources, then the sink's last writes, then the `stopped` marks; exit 0."""
     deadline = time.monotonic() + STOP_BUDGET_S
     status.halt()  # no liveness marks from here on: the last one is `stopped`
     for src in sources:
