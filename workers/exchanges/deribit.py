@@ -31,16 +31,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from orjson import dumps
 
-from workers.exchanges.common import decode_object, describe
+from workers.exchanges.common import decode_object, describe, unwrap
 from workers.runtime.chain import ChainRule, Contract
 from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, OPTION, SPOT, Exchange, Feed
 from workers.runtime.limiter import Limiter
 from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market
-from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.paging import unwrap
-from workers.runtime.poll import RestError
+from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUB_REJECTED, SUBSCRIBED, Control, ParseError, RestError, Update
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import now_ms
 
 if TYPE_CHECKING:
@@ -185,7 +184,7 @@ _OPTION_BOOK = (("bid", "best_bid", "bid_size", "bid_iv", "best_bid_usd"), ("ask
 _GREEKS = ("delta", "gamma", "vega", "theta", "rho")
 
 
-class DeribitStream:
+class DeribitStream(WsStream):
     """One Deribit connection: its instruments' ticker and trades channels, and the frame dispatch."""
 
     binary_ok = False
