@@ -18,6 +18,7 @@ EXCHANGES: dict[str, str] = {
     "delta": "workers.exchanges.delta",
     "coindcx": "workers.exchanges.coindcx",
     "hyperliquid": "workers.exchanges.hyperliquid",
+    "okx": "workers.exchanges.okx",
 }
 
 
