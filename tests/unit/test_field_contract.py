@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.exchanges import bybit, delta
+from workers.exchanges import bybit, delta, okx
+from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.fields import FIELDS, PARSER_FIELDS, unknown_fields
 from workers.runtime.model import Update
 
@@ -35,6 +36,12 @@ def book(topic: str) -> bytes:
     return json.dumps(doc).encode()
 
 
+def okx_swap_ticker() -> bytes:
+    """The docs have no WS SWAP ticker: their REST row (same fields) in the push envelope."""
+    row = json.loads((SAMPLES / "okx" / "tickers_swap_rest_docs.json").read_text())["data"][1]
+    return json.dumps({"arg": {"channel": "tickers", "instId": row["instId"]}, "data": [row]}).encode()
+
+
 CASES = {
     "bybit spot": lambda: updates(bybit.SpotStream("s", "ws://x", ["BTCUSDT"]),
                                   [book("orderbook.1.BTCUSDT"), *frames("bybit", "ticker_spot_snapshot")]),
@@ -47,6 +54,12 @@ CASES = {
                                      frames("delta", "funding_rate_public", "ticker_public", "trades_public")),
     "delta spot index": lambda: updates(delta.DeltaStream("s", "ws://x", "spot", {"index": [".DEUSDTUSD"]}, keys={".DEUSDTUSD": "USDTUSD"}),
                                         frames("delta", "spot_price_public")),
+    "okx spot": lambda: updates(okx.OkxStream("s", "ws://x", SPOT, ["BTC-USDT"]),
+                                frames("okx", "tickers_spot_docs", "trades_docs")),
+    "okx swap": lambda: updates(okx.OkxStream("w", "ws://x", DERIVATIVE, ["BTC-USD-SWAP", "BTC-USDT-SWAP", "LTC-USD-190628"],
+                                              info={"BTC-USD-SWAP": okx.SwapInfo("BTC-USD", True, 100.0)}),
+                                [okx_swap_ticker(), *frames("okx", "funding_rate_docs", "open_interest_docs",
+                                                            "index_tickers_docs", "mark_price_docs")]),
     "delta REST ticker": lambda: [Update("BTCUSD", delta.rest_ticker_fields(row, kind), 0)
                                   for raw in frames("delta", "rest_tickers_response") for row in json.loads(raw)["result"]
                                   for kind in ("futures", "options", "spot")],
@@ -62,7 +75,7 @@ def test_parsers_write_only_contract_names(case):
 
 
 def test_first_write_of_a_symbol_names_it():
-    for case in ("bybit spot", "bybit linear", "bybit option", "delta futures"):
+    for case in ("bybit spot", "bybit linear", "bybit option", "delta futures", "okx spot", "okx swap"):
         first = CASES[case]()[0]
         assert "original_symbol" in first.fields, case
 
