@@ -280,3 +280,13 @@ def test_swap_info_from_instrument_records():
 ])
 def test_market_rule(symbol, kind, want):
     assert okx.market_of(symbol, kind) == want
+
+
+def test_a_refused_swap_gets_nothing_from_its_index_and_an_index_nobody_uses_is_not_asked_again():
+    stream = swap_stream("ETH-USDT-SWAP", "BTC-USDT-SWAP")
+    refusal = {"event": "error", "code": "60018", "msg": "Wrong URL or channel:tickers,instId:ETH-USDT-SWAP doesn't exist."}
+    assert stream.parse(json.dumps(refusal).encode()).items == ("ETH-USDT-SWAP",)
+    index = {"instId": "ETH-USDT", "idxPx": "3000", "ts": "1597026383085"}
+    assert stream.parse(push("index-tickers", "ETH-USDT", index)) == []
+    args = json.loads(stream.on_connect()[0])["args"]
+    assert {a["instId"] for a in args} == {"BTC-USDT-SWAP", "BTC-USDT"}

@@ -363,6 +363,14 @@ class OkxStream:
         for ch in self._handlers:
             self._dropped.add((ch, inst))
             self._pending.discard((ch, inst))
+        si = self.info.get(inst)
+        if si is not None:  # its index no longer writes to it; an index nobody else uses is not asked again
+            on_index = self._by_index.get(si.index_id, [])
+            if inst in on_index:
+                on_index.remove(inst)
+            if not on_index:
+                self._dropped.add((INDEX, si.index_id))
+                self._pending.discard((INDEX, si.index_id))
         return Control(SUB_REJECTED, f"{code}: {text}", (inst,))
 
 
