@@ -66,6 +66,11 @@ typecheck: dev-install
 bench: dev-install
 	$(VENV)/bin/python -m bench.bench $(BENCH_ARGS)
 
+# Each venue's feeds at 10 symbols beside bybit_futures_orderbook (full speed and 1k frames/s; CPU per message ratios).
+.PHONY: bench-venues
+bench-venues: dev-install
+	$(VENV)/bin/python -m bench.venues $(BENCH_ARGS)
+
 sim: dev-install
 	$(VENV)/bin/python -m tests.sim --port 8765
 

@@ -67,7 +67,7 @@ def main() -> None:
         print(f"controlpanel: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
     d = deps.of(app)
-    ControlWatcher(d.config, d.redis, d.supervisor).start()
+    ControlWatcher(d.config, d.redis, d.supervisor, d.marker).start()
     waitress.serve(app, **server_options(settings))
 
 

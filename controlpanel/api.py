@@ -13,11 +13,11 @@ from workers.runtime.sink import HISTORY, SYMBOL_INDEX
 
 from .auth import login_required_json, mutating
 from .control import operator_act
-from .deps import get_config, get_redis, get_supervisor
+from .deps import get_config, get_marker, get_redis, get_supervisor
 from .errors import json_error
 from .health import evaluate
 from .openapi import openapi_spec
-from .snapshot import collect, stale_marker, text, text_hash
+from .snapshot import collect, join, stale_marker, text, text_hash
 from .supervisor_client import SupervisorError
 from .venues import venues
 
@@ -65,7 +65,9 @@ def _redis_error(exc: redis.RedisError) -> Any:
 
 @api.get("/api/status")
 def status() -> Any:
-    return jsonify(collect(get_config(), get_redis(), get_supervisor()))
+    snap = join(get_config(), get_redis(), get_supervisor())
+    get_marker().mark(snap)  # the dashboard shows a dead feed's keys marked as soon as it shows the feed dead
+    return jsonify(snap.body)
 
 
 @api.post("/api/service/<service_id>/<any(start, stop, restart):action>")

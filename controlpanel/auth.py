@@ -59,6 +59,11 @@ def authenticated() -> bool:
     return hmac.compare_digest(str(session.get("auth", "")), _token_fingerprint(s.token))
 
 
+def _unauthorized(message: str) -> Any:
+    """401 with the bearer challenge, for a request without a valid token or login session."""
+    return json_error(401, "unauthorized", message, headers=_BEARER_CHALLENGE)
+
+
 def _from_browser() -> bool:
     return bool(request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
                 or request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site"))
@@ -82,8 +87,7 @@ def mutating(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not authenticated():
-            return json_error(401, "unauthorized", "a token is required: Authorization: Bearer <LTP_PANEL_TOKEN>, or log in",
-                              headers=_BEARER_CHALLENGE)
+            return _unauthorized("a token is required: Authorization: Bearer <LTP_PANEL_TOKEN>, or log in")
         if not _bearer_ok() and _from_browser():
             if not _origin_ok():
                 return json_error(403, "bad_origin", "cross-origin request refused")
@@ -100,8 +104,7 @@ def login_required_json(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not authenticated():
-            return json_error(401, "unauthorized", "log in or send Authorization: Bearer <LTP_PANEL_TOKEN>",
-                              headers=_BEARER_CHALLENGE)
+            return _unauthorized("log in or send Authorization: Bearer <LTP_PANEL_TOKEN>")
         return view(*args, **kwargs)
 
     return wrapper

@@ -26,8 +26,9 @@ import redis
 from workers.runtime.config import Config
 from workers.runtime.sink import SYMBOL_INDEX
 
-from .compare import CompareError, num
+from .compare import CompareError, data_age, is_stale
 from .markets import OPTION, feed_kind
+from .values import num
 
 FIELDS = ("option_type", "strike_price", "underlying", "expiry", "settle_coin", "best_bid", "best_ask", "bid_size",
           "ask_size", "mark_price", "ltp", "implied_volatility", "bid_iv", "ask_iv", "delta", "gamma", "vega", "theta",
@@ -60,11 +61,10 @@ def _contract(symbol: str, raw: Mapping[str, str | None], now: float, stale_afte
     if listed is None:
         return None
     recv_ts = num(raw.get("recv_ts"))
-    age = round(now - recv_ts / 1000, 3) if recv_ts is not None else None
+    age = data_age(recv_ts, now)
     marker = raw.get("stale")
     side: dict[str, Any] = {"symbol": symbol, **{k: num(raw.get(f)) for k, f in _SIDE_NUMBERS.items()}, "age_s": age,
-                            "stale": marker is not None or age is None or age > stale_after,
-                            "stale_reason": marker}
+                            "stale": is_stale(marker, age, stale_after), "stale_reason": marker}
     return {**listed, "side": side, "recv_ts": recv_ts or 0.0, "spot": num(raw.get("underlying_price")),
             "index": num(raw.get("index_price"))}
 

@@ -37,16 +37,19 @@ from typing import Any
 import redis
 
 from workers import registry
-from workers.runtime.config import Config, ServiceConfig
+from workers.runtime.config import SERVICE_KEYS, Config, ServiceConfig
 from workers.runtime.sink import SYMBOL_INDEX
 
 from .markets import DERIVATIVE, FUTURE, INR, PERPETUAL, SPOT, Market, classify, family, feed_kind
+from .values import num
 
 HOURS_PER_YEAR = 24 * 365
 DEFAULT_USDTINR = ("coindcx_spot", "I-USDT_INR")
 USDTINR_ENV = "LTP_COMPARE_USDTINR"      # "<feed>:<SYMBOL>", or "none" to show INR markets apart
 REFERENCE_ENV = "LTP_COMPARE_REFERENCE"  # a spot feed id to take basis against first
 KIND_ORDER = {SPOT: 0, PERPETUAL: 1, FUTURE: 2}
+# exchanges.yaml's default: the staleness of a USDT/INR source that is not a configured feed.
+DEFAULT_STALE_AFTER_S: float = SERVICE_KEYS["stale_after"][1]
 
 # HMGET order; every one is a field-contract name.
 FIELDS = ("ltp", "mark_price", "index_price", "best_bid", "best_ask", "mid_price", "recv_ts", "stale",
@@ -114,17 +117,6 @@ def parse_usdtinr(value: str) -> tuple[str, str]:
 # -- numbers -----------------------------------------------------------------------------------
 
 
-def num(value: str | None) -> float | None:
-    """A contract field as a float; None when absent, empty or not a finite number."""
-    if value is None or value == "":
-        return None
-    try:
-        out = float(value)
-    except ValueError:
-        return None
-    return out if out == out and abs(out) != float("inf") else None
-
-
 def normalise_funding(rate: float | None, interval_hours: float | None) -> tuple[float | None, float | None]:
     """(8 h equivalent, annualised) of a rate per `interval_hours`: rate x 8 / h and rate x 8760 / h."""
     if rate is None or not interval_hours or interval_hours <= 0:
@@ -168,6 +160,23 @@ def bps(value: float, against: float) -> float:
     return (value - against) / against * 1e4
 
 
+def mid(mid_price: float | None, bid: float | None, ask: float | None) -> float | None:
+    """The hash's `mid_price`, else the middle of a two-sided book."""
+    if mid_price:
+        return mid_price
+    return (bid + ask) / 2 if bid and ask and bid > 0 and ask > 0 else None
+
+
+def data_age(recv_ts_ms: float | None, now: float) -> float | None:
+    """Seconds since a key's `recv_ts` (to the millisecond); None without one."""
+    return round(now - recv_ts_ms / 1000, 3) if recv_ts_ms is not None else None
+
+
+def is_stale(marker: str | None, age: float | None, stale_after: float) -> bool:
+    """The hash carries the `stale` marker, or it has no update within its feed's `stale_after`."""
+    return marker is not None or age is None or age > stale_after
+
+
 # -- rows --------------------------------------------------------------------------------------
 
 
@@ -184,8 +193,8 @@ class Listed:
         return "testnet" in self.svc.endpoint
 
 
-def _price(values: Mapping[str, float | None], mid: float | None) -> tuple[float | None, str | None]:
-    for name, value in (("ltp", values["ltp"]), ("mid", mid), ("mark_price", values["mark_price"]),
+def _price(values: Mapping[str, float | None], book_mid: float | None) -> tuple[float | None, str | None]:
+    for name, value in (("ltp", values["ltp"]), ("mid", book_mid), ("mark_price", values["mark_price"]),
                         ("index_price", values["index_price"])):
         if value is not None and value > 0:
             return value, name
@@ -197,14 +206,13 @@ def build_row(item: Listed, raw: Mapping[str, str | None], now: float) -> dict[s
     m = item.market
     prices: dict[str, float | None] = {k: num(raw.get(k)) for k in ("ltp", "mark_price", "index_price", "best_bid", "best_ask")}
     bid, ask = prices["best_bid"], prices["best_ask"]
-    mid = num(raw.get("mid_price")) or ((bid + ask) / 2 if bid and ask and bid > 0 and ask > 0 else None)
-    price, source = _price(prices, mid)
+    price, source = _price(prices, mid(num(raw.get("mid_price")), bid, ask))
     recv_ts = num(raw.get("recv_ts"))
     if price is None and recv_ts is None:
         return None
-    age = round(now - recv_ts / 1000, 3) if recv_ts is not None else None
+    age = data_age(recv_ts, now)
     marker = raw.get("stale")
-    stale = marker is not None or age is None or age > item.svc.stale_after
+    stale = is_stale(marker, age, item.svc.stale_after)
     row: dict[str, Any] = {
         "feed": item.svc.service_id, "venue": item.svc.exchange, "symbol": item.symbol, "kind": m.kind,
         "quote": m.quote, "family": family(m.quote), "expiry": m.expiry, "multiplier": m.multiplier,
@@ -324,18 +332,16 @@ def fx_status(settings: CompareSettings, listed: Mapping[str, set[str]], raw: Ma
         out["reason"] = f"{feed} has no {symbol}" if feed in config.services else f"{feed} is not configured"
         return out
     values = {k: num((raw or {}).get(k)) for k in ("ltp", "best_bid", "best_ask", "mid_price", "recv_ts")}
-    bid, ask = values["best_bid"], values["best_ask"]
-    for name, value in (("ltp", values["ltp"]), ("mid", values["mid_price"] or ((bid + ask) / 2 if bid and ask else None))):
+    for name, value in (("ltp", values["ltp"]), ("mid", mid(values["mid_price"], values["best_bid"], values["best_ask"]))):
         if value is not None and value > 0:
             out["rate"], out["rate_source"] = value, name
             break
     if out["rate"] is None:
         out["reason"] = f"no price in {feed}:{symbol} yet"
         return out
-    stale_after = config.services[feed].stale_after if feed in config.services else 60.0
-    age = now - values["recv_ts"] / 1000 if values["recv_ts"] is not None else None
-    out["age_s"] = round(age, 3) if age is not None else None
-    out["stale"] = (raw or {}).get("stale") is not None or age is None or age > stale_after
+    stale_after = config.services[feed].stale_after if feed in config.services else DEFAULT_STALE_AFTER_S
+    out["age_s"] = data_age(values["recv_ts"], now)
+    out["stale"] = is_stale((raw or {}).get("stale"), out["age_s"], stale_after)
     out["available"] = True
     return out
 

@@ -17,9 +17,9 @@ Operator starts and stops (panel page, API, control key) are counted in
 service:operator:<id>, so `restarts` in /api/status counts only the process
 starts nobody asked for (snapshot.unexpected_restarts).
 
-Besides commands, the watcher sweeps the feeds every SWEEP_S (snapshot.collect,
-which marks the keys of a feed that died without a word stale, even with no
-browser open) and logs commands left for ids that are not configured.
+Besides commands, the watcher sweeps the feeds every SWEEP_S (snapshot.join,
+then deadfeeds.DeadFeedMarker marks the keys of a feed that died without a word
+stale, even with no browser open) and logs commands left for ids that are not configured.
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ from workers.runtime.redis_url import is_cluster
 from workers.runtime.status import STARTS_KEY, STATUS_KEY, STOPPED_TTL_S
 from workers.runtime.timefmt import iso_ms
 
+from .deadfeeds import DeadFeedMarker
 from .nodes import NodeSet
-from .snapshot import OPERATOR_KEY, collect, text
+from .snapshot import OPERATOR_KEY, join, text
 from .supervisor_client import SupervisorClient, SupervisorError
+from .values import age_text
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +163,6 @@ def command_time(value: Any) -> float:
     return seconds / 1000 if abs(seconds) > 1e11 else seconds  # milliseconds from 1973 on
 
 
-def _span(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
-
-
 def parse_command(raw: bytes, now: float) -> tuple[str, dict[str, Any]]:
     """The action of a control key's value, or Refused with the reason."""
     if len(raw) > MAX_COMMAND_BYTES:
@@ -192,10 +184,10 @@ def parse_command(raw: bytes, now: float) -> tuple[str, dict[str, Any]]:
         at = command_time(cmd["timestamp"])
         skew = now - at
         if skew > MAX_CLOCK_SKEW_S:
-            raise Refused(f"command timestamp {str(cmd['timestamp'])[:40]} is {_span(skew)} old "
+            raise Refused(f"command timestamp {str(cmd['timestamp'])[:40]} is {age_text(skew)} old "
                           f"(commands more than {MAX_CLOCK_SKEW_S:.0f} s old are ignored)")
         if skew < -MAX_CLOCK_SKEW_S:
-            raise Refused(f"command timestamp {str(cmd['timestamp'])[:40]} is {_span(-skew)} in the future "
+            raise Refused(f"command timestamp {str(cmd['timestamp'])[:40]} is {age_text(-skew)} in the future "
                           f"(more than {MAX_CLOCK_SKEW_S:.0f} s ahead of the panel's clock)")
     if action not in ACTIONS:
         raise Refused(f"unknown action {str(action)[:40]!r} (allowed: {', '.join(ACTIONS)})")
@@ -203,10 +195,12 @@ def parse_command(raw: bytes, now: float) -> tuple[str, dict[str, Any]]:
 
 
 class ControlWatcher:
-    def __init__(self, config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet) -> None:
+    def __init__(self, config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet,
+                 marker: DeadFeedMarker | None = None) -> None:
         self.config = config
         self.client = client
         self.supervisor = supervisor
+        self.marker = marker or DeadFeedMarker(client)  # the app's (deps.Deps.marker), so both share one memo
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="control-watcher", daemon=True)
         self._unknown_logged: set[bytes] = set()
@@ -245,10 +239,14 @@ class ControlWatcher:
             now = time.monotonic()
             if now >= next_sweep:
                 next_sweep = now + SWEEP_S
-                self._guarded("feed sweep", lambda: collect(self.config, self.client, self.supervisor))
+                self._guarded("feed sweep", self.sweep)
             if now >= next_scan:
                 next_scan = now + UNKNOWN_SCAN_S
                 self._guarded("unknown control keys", self.scan_unknown)
+
+    def sweep(self) -> list[str]:
+        """Mark the keys of feeds that died without a word; returns the ids marked now."""
+        return self.marker.mark(join(self.config, self.client, self.supervisor))
 
     def poll_once(self) -> list[tuple[str, str]]:
         """Carry out pending commands; returns (service_id, result) pairs."""

@@ -1,4 +1,5 @@
-"""What every request needs, set up once by the factory: config, Redis, supervisord nodes, rate limiter, settings.
+"""What every request needs, set up once by the factory: config, Redis, supervisord nodes, rate limiter, settings,
+the dead-feed marker.
 
 Blueprints and helpers import the `get_*` accessors from here and never read
 `app.extensions` themselves, so the wiring lives in one place.
@@ -16,6 +17,7 @@ from workers.runtime.config import Config
 from workers.runtime.redis_url import client as url_client
 from workers.runtime.redis_url import connection_pool, is_cluster_url
 
+from .deadfeeds import DeadFeedMarker
 from .nodes import NodeSet
 from .ratelimit import RateLimiter
 from .settings import PanelSettings
@@ -33,6 +35,7 @@ class Deps:
     redis: redis.Redis
     supervisor: NodeSet  # one node (the local supervisord) unless LTP_PANEL_NODES lists several
     ratelimit: RateLimiter
+    marker: DeadFeedMarker  # on `redis`; shared by /api/status and the control watcher (one memo)
     # A registry per app: several apps in one process (tests) never clash.
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
 
@@ -49,12 +52,14 @@ def panel_redis(url: str, max_connections: int) -> redis.Redis:
 
 
 def build(config: Config, settings: PanelSettings, supervisor_url: str | None) -> Deps:
+    client = panel_redis(config.redis_url, settings.threads + REDIS_POOL_SPARE)
     return Deps(
         config=config,
         settings=settings,
-        redis=panel_redis(config.redis_url, settings.threads + REDIS_POOL_SPARE),
+        redis=client,
         supervisor=NodeSet.build(settings.nodes_file, supervisor_url),
         ratelimit=RateLimiter(settings.rate_burst, settings.rate_per_s),
+        marker=DeadFeedMarker(client),
     )
 
 
@@ -89,6 +94,10 @@ def get_supervisor() -> NodeSet:
 
 def get_ratelimit() -> RateLimiter:
     return _deps().ratelimit
+
+
+def get_marker() -> DeadFeedMarker:
+    return _deps().marker
 
 
 def get_metrics_registry() -> CollectorRegistry:

@@ -26,67 +26,76 @@ HEALTHY = "healthy"
 _RANK = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 
 
-def evaluate(snap: dict[str, Any]) -> dict[str, Any]:
-    status = HEALTHY
-    reasons: list[str] = []
+class _Verdict:
+    """The worst level seen so far, with every reason for it."""
 
-    def worse(level: str) -> None:
-        nonlocal status
-        if _RANK[level] > _RANK[status]:
-            status = level
+    def __init__(self) -> None:
+        self.status = HEALTHY
+        self.reasons: list[str] = []
 
+    def worse(self, level: str) -> None:
+        if _RANK[level] > _RANK[self.status]:
+            self.status = level
+
+    def add(self, level: str, reason: str) -> None:
+        self.reasons.append(reason)
+        self.worse(level)
+
+
+def _infrastructure(snap: dict[str, Any], v: _Verdict) -> None:
+    """Redis, the configuration file and the supervisord nodes."""
     if not snap["redis"]["ok"]:
-        reasons.append(f"redis unreachable: {snap['redis']['error']}")
-        worse(UNHEALTHY)
+        v.add(UNHEALTHY, f"redis unreachable: {snap['redis']['error']}")
     config = snap.get("config") or {"ok": True}
     if not config["ok"]:
-        reasons.append(f"configuration unusable, no feed can start: {config['error']}")
-        worse(UNHEALTHY)
+        v.add(UNHEALTHY, f"configuration unusable, no feed can start: {config['error']}")
     sup = snap["supervisor"]
     nodes = snap.get("nodes") or []
     if not sup["ok"] and (len(nodes) < 2 or not sup.get("answered")):
-        reasons.append(f"supervisord unreachable: {sup['error']}")
-        worse(UNHEALTHY)
+        v.add(UNHEALTHY, f"supervisord unreachable: {sup['error']}")
     elif not sup["ok"]:
         # The other nodes' feeds are still seen and controlled: degraded, not unhealthy.
-        for node in nodes:
-            if not node["ok"]:
-                reasons.append(f"supervisord node {node['name']} ({node['url']}) unreachable: {node['error']}")
-        worse(DEGRADED)
+        v.reasons += [f"supervisord node {n['name']} ({n['url']}) unreachable: {n['error']}" for n in nodes if not n["ok"]]
+        v.worse(DEGRADED)
 
+
+def _feed(s: dict[str, Any], v: _Verdict) -> dict[str, Any]:
+    """One expected feed's entry of `feeds`; its problems go into the verdict."""
+    problems = s["problems"]
+    feed_status = max((p["severity"] for p in problems), key=_RANK.__getitem__, default="")
+    if not feed_status:
+        feed_status = "ok" if s["delivering"] else "starting" if s["starting"] else s["badge"]
+    for p in problems:
+        v.add(p["severity"], f"{s['id']}: {p['message']}")
+    return {
+        "status": feed_status,
+        "process_state": s["process_state"],
+        "delivering": s["delivering"],
+        "reasons": [p["message"] for p in problems],
+        "kinds": [p["kind"] for p in problems],
+        "last_error": s["last_error"],
+    }
+
+
+def evaluate(snap: dict[str, Any]) -> dict[str, Any]:
+    """/api/health's body from a snapshot (snapshot.collect)."""
+    v = _Verdict()
+    _infrastructure(snap, v)
     expected = [s for s in snap["services"] if s["expected"]]
-    feeds: dict[str, dict[str, Any]] = {}
-    for s in expected:
-        problems = s["problems"]
-        feed_status = max((p["severity"] for p in problems), key=_RANK.__getitem__, default="")
-        if not feed_status:
-            feed_status = "ok" if s["delivering"] else "starting" if s["starting"] else s["badge"]
-        feeds[s["id"]] = {
-            "status": feed_status,
-            "process_state": s["process_state"],
-            "delivering": s["delivering"],
-            "reasons": [p["message"] for p in problems],
-            "kinds": [p["kind"] for p in problems],
-            "last_error": s["last_error"],
-        }
-        for p in problems:
-            reasons.append(f"{s['id']}: {p['message']}")
-            worse(p["severity"])
-
+    feeds = {s["id"]: _feed(s, v) for s in expected}
     stale = [s["id"] for s in expected if s["stale"]]
     if stale:
-        reasons.append("stale feeds: " + ", ".join(stale))
+        v.reasons.append("stale feeds: " + ", ".join(stale))
     delivering = [s["id"] for s in expected if s["delivering"]]
     starting = [s["id"] for s in expected if s["starting"]]
     if expected and not delivering and not starting and snap["redis"]["ok"]:
-        reasons.append(f"no enabled feed is delivering data ({len(expected)} expected)")
-        worse(UNHEALTHY)
+        v.add(UNHEALTHY, f"no enabled feed is delivering data ({len(expected)} expected)")
     return {
-        "status": status,
-        "reasons": reasons,
+        "status": v.status,
+        "reasons": v.reasons,
         "redis": snap["redis"]["ok"],
         "supervisor": snap["supervisor"]["ok"],
-        "nodes": {n["name"]: {"ok": n["ok"], "error": n["error"]} for n in nodes},
+        "nodes": {n["name"]: {"ok": n["ok"], "error": n["error"]} for n in snap.get("nodes") or []},
         "stale": stale,
         "running": [s["id"] for s in snap["services"] if s["process_state"] == "RUNNING"],
         "delivering": delivering,

@@ -10,32 +10,30 @@ one invalid byte in a status field must not turn the whole panel into a 500.
 
 Each service gets `problems` (why it is not delivering, each with the cause a
 user can act on) that health.py turns into healthy / degraded / unhealthy.
+
+It only reads. Marking the keys of a feed that died without a word is
+deadfeeds.DeadFeedMarker's job, given a Snapshot from join().
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from workers.runtime import sink as runtime_sink
 from workers.runtime.config import Config, ServiceConfig
-from workers.runtime.redis_url import is_cluster
-from workers.runtime.sink import SYMBOL_INDEX
+from workers.runtime.sink import STALE_CAUSES, SYMBOL_INDEX
 from workers.runtime.status import STARTS_KEY, STATUS_KEY
 from workers.runtime.status import TTL_S as STATUS_TTL_S
 
 from .nodes import NodeSet, Owner, Poll
 from .supervisor_client import SupervisorClient
-
-log = logging.getLogger(__name__)
+from .values import age_text, num
 
 # Newest data time of a feed = newest recv_ts among its first few configured
 # symbols (and the status hash's last_message_at): bounded work per service,
@@ -64,12 +62,6 @@ OPERATOR_KEY = "service:operator:{service_id}"
 UNHEALTHY = "unhealthy"
 DEGRADED = "degraded"
 
-# workers/runtime/sink.py: `mark_stale(client, prefix, cause, *, status_key=None, publish=True)`
-# and what each cause means. Looked up, not imported by name: the runtime may not have them yet.
-_mark_stale: Callable[..., int] | None = getattr(runtime_sink, "mark_stale", None)
-STALE_CAUSES: dict[str, str] = dict(getattr(runtime_sink, "STALE_CAUSES", {}))
-DEAD_CAUSE = "not_running"
-
 
 def text(value: Any) -> str:
     """A Redis reply as text: bytes decoded as UTF-8 with replacement, None as ""."""
@@ -96,26 +88,9 @@ def _iso_to_epoch(value: str) -> float | None:
     return parsed.timestamp()
 
 
-def _num(value: str | None) -> float:
-    try:
-        n = float(value) if value else 0.0
-    except ValueError:
-        return 0.0
-    return n if n == n and abs(n) != float("inf") else 0.0
-
-
 def _int(value: str | None, default: int = 0) -> int:
     value = (value or "").strip()
     return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else default
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def parse_list(value: str) -> list[str]:
@@ -169,129 +144,177 @@ def _problem(severity: str, kind: str, message: str) -> dict[str, str]:
     return {"severity": severity, "kind": kind, "message": message[:600]}
 
 
-def _service_entry(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, now: float,
-                   supervisor_ok: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Seen:
+    """What supervisord and the feed's status hash say, before any verdict."""
+
+    proc_state: str
+    pid: int
+    start: float
+    feed_state: str
+    current: bool  # the status hash describes the process supervisord runs now (or, with none running, the last one)
+    last_error: str
+    last_message: float | None
+    last_update: float | None
+    config_error: bool
+
+    @property
+    def running(self) -> bool:
+        return self.proc_state == "RUNNING"
+
+
+@dataclass
+class _Verdict:
+    stale: bool = False
+    delivered: bool = False
+    starting: bool = False
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+
+def _seen(raw: _Raw, proc: dict[str, Any] | None, supervisor_ok: bool) -> _Seen:
     feed = raw.status
     proc_state = proc["statename"] if proc else "UNKNOWN" if not supervisor_ok else "NO_PROGRAM"
     pid = int(proc.get("pid") or 0) if proc else 0
-    start = float(proc.get("start") or 0) if proc else 0.0
-    feed_state = feed.get("state", "")
-    # Does the status hash describe the process supervisord runs now (or, with none running, the last one)?
-    if proc is not None:
-        current = bool(feed) and (feed.get("pid") == str(pid) if pid else True)
-    else:
-        current = bool(feed)
-    last_error = feed.get("last_error", "") if current else ""
+    current = bool(feed) and (feed.get("pid") == str(pid) if pid else True)
     stamps = [int(t) / 1000 for t in raw.stamps if t.isascii() and t.isdigit() and len(t) < 16]
     last_message = _iso_to_epoch(feed.get("last_message_at", ""))
     candidates = [*stamps, *([last_message] if last_message else [])]
-    last_update = max(candidates) if candidates else None
-    running = proc_state == "RUNNING"
-    config_error = feed_state == CONFIG_ERROR and (current or not running)
-    if config_error:
-        last_error = feed.get("last_error", "")
-    problems: list[dict[str, str]] = []
-    cause = f": {last_error}" if last_error else ""
-    delivered = False
-    starting = False
-    stale = False
-    grace = min(START_GRACE_S, svc.stale_after)
+    feed_state = feed.get("state", "")
+    config_error = feed_state == CONFIG_ERROR and (current or proc_state != "RUNNING")
+    return _Seen(
+        proc_state=proc_state, pid=pid, start=float(proc.get("start") or 0) if proc else 0.0, feed_state=feed_state,
+        current=current, last_error=feed.get("last_error", "") if current or config_error else "",
+        last_message=last_message, last_update=max(candidates) if candidates else None, config_error=config_error,
+    )
 
-    if config_error:
-        problems.append(_problem(UNHEALTHY, "config_error",
-                                 f"refuses to start, configuration error: {last_error or 'see its log'}"))
-        stale = raw.points > 0
-    elif running or (proc_state == "STARTING" and current):
-        delivered = (current and bool(last_message)) or (last_update is not None and start > 0 and last_update >= start)
-        if delivered and last_update is not None:
-            age = now - last_update
-            stale = age > svc.stale_after
-            if stale:
-                problems.append(_problem(DEGRADED, "stale",
-                                         f"no data for {_ago(age)} (stale_after {svc.stale_after:g} s){cause}"))
-        else:
-            since_start = now - start if start else 0.0
-            failing = current and (feed_state == "reconnecting" or last_error.startswith(CONNECTION_ERRORS))
-            if since_start > grace or failing:
-                stale = True
-                state_note = f" (feed state: {feed_state})" if feed_state and not last_error else ""
-                problems.append(_problem(DEGRADED, "no_data_since_start",
-                                         f"no data since it started {_ago(since_start)} ago{cause or state_note}"))
-            else:
-                starting = True
-        if running and not current and start and now - start > STATUS_TTL_S + 2:
-            problems.append(_problem(DEGRADED, "no_status",
-                                     f"process {pid} has published no status for {_ago(now - start)}: "
-                                     "it cannot reach Redis or is hung (see its log)"))
-    elif proc_state == "UNKNOWN":
+
+def _verdict(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, seen: _Seen, now: float) -> _Verdict:
+    """The feed's state: refused by its configuration, live (or starting), supervisord unreachable, or down."""
+    if seen.config_error:
+        return _Verdict(stale=raw.points > 0, problems=[_problem(
+            UNHEALTHY, "config_error", f"refuses to start, configuration error: {seen.last_error or 'see its log'}")])
+    if seen.running or (seen.proc_state == "STARTING" and seen.current):
+        return _live(svc, seen, now)
+    if seen.proc_state == "UNKNOWN":
         # supervisord is unreachable (health says so); the feed's own report still counts.
-        alive = bool(feed) and feed_state not in ("stopped", CONFIG_ERROR)
-        if alive:
-            stale = last_update is None or now - last_update > svc.stale_after
-            delivered = not stale
-        else:
-            stale = raw.points > 0
-    else:
-        stale = raw.points > 0 and proc_state in DEAD_STATES
-        if proc_state == "NO_PROGRAM":
-            problems.append(_problem(UNHEALTHY, "no_program",
-                                     f"supervisord has no program {svc.service_id!r}: add [program:{svc.service_id}] "
-                                     "to supervisord.conf, then `supervisorctl reread && supervisorctl update`"))
-        elif proc_state == "FATAL":
-            spawnerr = str(proc.get("spawnerr") or proc.get("description") or "exited too quickly") if proc else ""
-            problems.append(_problem(UNHEALTHY, "fatal",
-                                     f"supervisord gave up starting it ({spawnerr})"
-                                     f"{'; last error: ' + last_error if last_error else ''}; see its log"))
-        elif proc_state == "BACKOFF":
-            problems.append(_problem(DEGRADED, "backoff",
-                                     f"exits while starting, supervisord retries{cause or '; see its log'}"))
-        elif proc_state in ("STOPPED", "EXITED") and svc.enabled:
-            how = "exited" if proc_state == "EXITED" else "stopped"
-            status = proc.get("exitstatus") if proc else None
-            if proc_state == "EXITED" and status not in (None, 0):
-                how += f" with status {status}"
-            if raw.operator.get("last_action") == "stop" and raw.operator.get("last_at"):
-                how += f" (stopped by an operator via {raw.operator.get('last_via') or 'the panel'} at {raw.operator['last_at']})"
-            problems.append(_problem(DEGRADED, "stopped", f"{how}; enabled in exchanges.yaml: start it"))
-        if proc_state in TRANSITION_STATES - {"BACKOFF"}:
-            starting = proc_state == "STARTING"
+        if raw.status and seen.feed_state not in ("stopped", CONFIG_ERROR):
+            stale = seen.last_update is None or now - seen.last_update > svc.stale_after
+            return _Verdict(stale=stale, delivered=not stale)
+        return _Verdict(stale=raw.points > 0)
+    return _down(svc, raw, proc, seen)
 
-    no_data = parse_list(feed.get("no_data", "")) if current and running else []
+
+def _live(svc: ServiceConfig, seen: _Seen, now: float) -> _Verdict:
+    """A running (or starting) feed: delivering, stale, within its start-up grace, or silent since it started."""
+    v = _Verdict()
+    cause = f": {seen.last_error}" if seen.last_error else ""
+    last_update = seen.last_update
+    v.delivered = (seen.current and bool(seen.last_message)) or (
+        last_update is not None and seen.start > 0 and last_update >= seen.start)
+    if v.delivered and last_update is not None:
+        age = now - last_update
+        v.stale = age > svc.stale_after
+        if v.stale:
+            v.problems.append(_problem(DEGRADED, "stale", f"no data for {age_text(age)} (stale_after {svc.stale_after:g} s){cause}"))
+    else:
+        since_start = now - seen.start if seen.start else 0.0
+        failing = seen.current and (seen.feed_state == "reconnecting" or seen.last_error.startswith(CONNECTION_ERRORS))
+        if since_start > min(START_GRACE_S, svc.stale_after) or failing:
+            v.stale = True
+            state_note = f" (feed state: {seen.feed_state})" if seen.feed_state and not seen.last_error else ""
+            v.problems.append(_problem(DEGRADED, "no_data_since_start",
+                                       f"no data since it started {age_text(since_start)} ago{cause or state_note}"))
+        else:
+            v.starting = True
+    if seen.running and not seen.current and seen.start and now - seen.start > STATUS_TTL_S + 2:
+        v.problems.append(_problem(DEGRADED, "no_status",
+                                   f"process {seen.pid} has published no status for {age_text(now - seen.start)}: "
+                                   "it cannot reach Redis or is hung (see its log)"))
+    return v
+
+
+def _down(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, seen: _Seen) -> _Verdict:
+    """Not running (or in transition): why, in supervisord's words and the operator's last action."""
+    state, last_error = seen.proc_state, seen.last_error
+    cause = f": {last_error}" if last_error else ""
+    v = _Verdict(stale=raw.points > 0 and state in DEAD_STATES, starting=state == "STARTING")
+    if state == "NO_PROGRAM":
+        v.problems.append(_problem(UNHEALTHY, "no_program",
+                                   f"supervisord has no program {svc.service_id!r}: add [program:{svc.service_id}] "
+                                   "to supervisord.conf, then `supervisorctl reread && supervisorctl update`"))
+    elif state == "FATAL":
+        spawnerr = str(proc.get("spawnerr") or proc.get("description") or "exited too quickly") if proc else ""
+        v.problems.append(_problem(UNHEALTHY, "fatal", f"supervisord gave up starting it ({spawnerr})"
+                                   f"{'; last error: ' + last_error if last_error else ''}; see its log"))
+    elif state == "BACKOFF":
+        v.problems.append(_problem(DEGRADED, "backoff", f"exits while starting, supervisord retries{cause or '; see its log'}"))
+    elif state in ("STOPPED", "EXITED") and svc.enabled:
+        v.problems.append(_problem(DEGRADED, "stopped", f"{_how_stopped(state, proc, raw.operator)}; "
+                                   "enabled in exchanges.yaml: start it"))
+    return v
+
+
+def _how_stopped(state: str, proc: dict[str, Any] | None, operator: dict[str, str]) -> str:
+    how = "exited" if state == "EXITED" else "stopped"
+    status = proc.get("exitstatus") if proc else None
+    if state == "EXITED" and status not in (None, 0):
+        how += f" with status {status}"
+    if operator.get("last_action") == "stop" and operator.get("last_at"):
+        how += f" (stopped by an operator via {operator.get('last_via') or 'the panel'} at {operator['last_at']})"
+    return how
+
+
+def _report_problems(svc: ServiceConfig, raw: _Raw, no_data: list[str]) -> list[dict[str, str]]:
+    """Problems the feed's status hash tells of whatever its state: symbols without data, an unreadable hash."""
+    out = []
     if no_data:
         shown = ", ".join(no_data[:10]) + (f" and {len(no_data) - 10} more" if len(no_data) > 10 else "")
-        problems.append(_problem(DEGRADED, "symbols_without_data", f"no data for {len(no_data)} symbol(s): {shown}"))
+        out.append(_problem(DEGRADED, "symbols_without_data", f"no data for {len(no_data)} symbol(s): {shown}"))
     if raw.status_error:
-        problems.append(_problem(DEGRADED, "status_unreadable", f"service:status:{svc.service_id} is unreadable: {raw.status_error}"))
+        out.append(_problem(DEGRADED, "status_unreadable",
+                            f"{STATUS_KEY.format(service_id=svc.service_id)} is unreadable: {raw.status_error}"))
+    return out
 
-    delivering = bool(running and delivered and not stale)
-    expected = svc.enabled or proc_state in ACTIVE_STATES or (config_error and proc_state != "STOPPED")
-    operator = raw.operator
+
+def _service_entry(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, now: float,
+                   supervisor_ok: bool = True) -> dict[str, Any]:
+    """One feed's row of /api/status: what is seen, the verdict on it, and the figures."""
+    seen = _seen(raw, proc, supervisor_ok)
+    v = _verdict(svc, raw, proc, seen, now)
+    no_data = parse_list(raw.status.get("no_data", "")) if seen.current and seen.running else []
+    v.problems += _report_problems(svc, raw, no_data)
+    return _entry(svc, raw, proc, seen, v, no_data, now)
+
+
+def _entry(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, seen: _Seen, v: _Verdict, no_data: list[str],
+           now: float) -> dict[str, Any]:
+    feed, operator, running, last_update = raw.status, raw.operator, seen.running, seen.last_update
     entry: dict[str, Any] = {
         "id": svc.service_id,
         "exchange": svc.exchange,
         "enabled": svc.enabled,
-        "expected": expected,
+        "expected": svc.enabled or seen.proc_state in ACTIVE_STATES or (seen.config_error and seen.proc_state != "STOPPED"),
         "redis_prefix": svc.redis_prefix,
         "stale_after": svc.stale_after,
-        "process_state": proc_state,
-        "pid": pid or None,
-        "uptime_s": round(now - start, 3) if running and start else None,
-        "feed_state": feed_state,
+        "process_state": seen.proc_state,
+        "pid": seen.pid or None,
+        "uptime_s": round(now - seen.start, 3) if running and seen.start else None,
+        "feed_state": seen.feed_state,
         "data_points": raw.points,
         "last_update": last_update,
         "last_update_age_s": round(now - last_update, 3) if last_update else None,
         # A figure of the running process only: a stopped or dead feed receives nothing.
-        "messages_per_s": _num(feed.get("messages_per_s")) if running and current else 0.0,
-        "last_error": last_error,
+        "messages_per_s": num(feed.get("messages_per_s"), 0.0) if running and seen.current else 0.0,
+        "last_error": seen.last_error,
         "control_result": feed.get("control_result", ""),
         "control_action": feed.get("control_action", ""),
         "control_at": feed.get("control_at", ""),
         "no_data": no_data[:NO_DATA_SHOWN],
-        "stale": stale,
-        "delivering": delivering,
-        "starting": starting and not problems,
-        "problems": problems,
-        "badge": _badge(proc_state, stale, config_error, running and not delivered and not stale),
+        "stale": v.stale,
+        "delivering": bool(running and v.delivered and not v.stale),
+        "starting": v.starting and not v.problems,
+        "problems": v.problems,
+        "badge": _badge(seen.proc_state, v.stale, seen.config_error, running and not v.delivered and not v.stale),
         "restarts": unexpected_restarts(raw.starts, operator),
         "process_starts": raw.starts,
         "operator_starts": _int(operator.get("starts")),
@@ -302,7 +325,7 @@ def _service_entry(svc: ServiceConfig, raw: _Raw, proc: dict[str, Any] | None, n
         "spawn_error": str(proc.get("spawnerr") or "") if proc else "",
     }
     for name in NUMERIC_FIELDS:
-        entry[name] = _int(feed.get(name)) if current else 0
+        entry[name] = _int(feed.get(name)) if seen.current else 0
     return entry
 
 
@@ -321,44 +344,6 @@ def _badge(proc_state: str, stale: bool, config_error: bool, awaiting_data: bool
     if proc_state in STOPPED_STATES:
         return "stopped"
     return "stale" if stale else "unknown"
-
-
-# -- marking a dead feed's keys --------------------------------------------------------------------
-
-_dead_lock = threading.Lock()
-_dead_marked: set[tuple[int, str]] = set()  # (connection pool, service id): marked in this episode
-_mark_failed_logged: set[str] = set()
-
-
-def _mark_dead(client: redis.Redis, svc: ServiceConfig, entry: dict[str, Any], raw: _Raw, supervisor_ok: bool) -> None:
-    """A feed whose status hash expired while supervisord says it is not running died without a word
-    (kill -9, OOM, a crash loop): its keys must say they are not current. Once per such episode; the
-    runtime's script checks the status hash is still absent, atomically, so a feed that has just come
-    back is never marked."""
-    memo = (id(client if is_cluster(client) else client.connection_pool), svc.service_id)
-    if raw.status or raw.status_error:
-        if memo in _dead_marked:
-            with _dead_lock:
-                _dead_marked.discard(memo)
-        return
-    if (_mark_stale is None or not supervisor_ok or entry["process_state"] not in DEAD_STATES
-            or raw.points <= 0 or memo in _dead_marked):
-        return
-    with _dead_lock:
-        if memo in _dead_marked:
-            return
-        try:
-            marked = _mark_stale(client, svc.redis_prefix, DEAD_CAUSE,
-                                 status_key=STATUS_KEY.format(service_id=svc.service_id))
-        except redis.RedisError as exc:
-            if svc.service_id not in _mark_failed_logged:
-                _mark_failed_logged.add(svc.service_id)
-                log.warning("could not mark the keys of dead feed %s stale: %s", svc.service_id, exc)
-            return
-        if marked >= 0:
-            _dead_marked.add(memo)
-            log.warning("%s is %s and its status hash expired: marked %d key(s) of %s stale (%s)",
-                        svc.service_id, entry["process_state"], marked, svc.redis_prefix, DEAD_CAUSE)
 
 
 # -- the snapshot ------------------------------------------------------------------------------------
@@ -434,8 +419,27 @@ def _supervisor_summary(poll: Poll, multi: bool) -> dict[str, Any]:
     return {"ok": not down, "error": error, "answered": len(poll.answered), "nodes_down": [n.name for n in down]}
 
 
-def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet) -> dict[str, Any]:
-    """Everything the dashboard header and cards need, in one Redis round trip and one XML-RPC call per node."""
+@dataclass(frozen=True)
+class FeedSeen:
+    """What the dead-feed marker (deadfeeds.py) needs to know of one feed."""
+
+    svc: ServiceConfig
+    process_state: str
+    reported: bool  # its status hash is there (readable or not): the feed, or its final report, speaks for it
+    points: int
+    markable: bool  # the owning node answered and no down node may be running it (nodes.Owner.markable)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    body: dict[str, Any]  # what /api/status serves
+    feeds: list[FeedSeen]
+    redis_ok: bool
+
+
+def join(config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet) -> Snapshot:
+    """supervisord's process info joined with Redis: one pipelined Redis round trip, one XML-RPC call per node.
+    Reads only; marking a dead feed's keys is deadfeeds.DeadFeedMarker's job."""
     nodes = supervisor if isinstance(supervisor, NodeSet) else NodeSet.single(supervisor)
     services = list(config.services.values())
     samples: list[Sequence[str]] = [svc.symbols[:FRESHNESS_SAMPLE] for svc in services]
@@ -447,7 +451,7 @@ def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient | 
         raws = [_Raw() for _ in services]
     poll = nodes.poll()
     now = time.time()
-    out = []
+    out, feeds = [], []
     for svc, raw in zip(services, raws, strict=True):
         owner = nodes.owner(poll, svc.service_id)
         entry = _service_entry(svc, raw, owner.proc if owner.node_ok else None, now, owner.node_ok)
@@ -456,15 +460,23 @@ def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient | 
             _node_problems(entry, owner, poll)
             entry["nodes_defining"] = owner.defined_on
         out.append(entry)
-        if not redis_error:
-            # Only when the owning node answered and no down node may be running it (nodes.Owner.markable).
-            _mark_dead(client, svc, entry, raw, owner.node_ok and owner.markable)
-    configured = set(config.services)
+        feeds.append(FeedSeen(svc, entry["process_state"], bool(raw.status or raw.status_error), raw.points,
+                              owner.node_ok and owner.markable))
+    return Snapshot(_body(config, nodes, poll, out, now, redis_error), feeds, not redis_error)
+
+
+def collect(config: Config, client: redis.Redis, supervisor: SupervisorClient | NodeSet) -> dict[str, Any]:
+    """Everything the dashboard header and cards need (join's body)."""
+    return join(config, client, supervisor).body
+
+
+def _body(config: Config, nodes: NodeSet, poll: Poll, out: list[dict[str, Any]], now: float,
+          redis_error: str) -> dict[str, Any]:
     updates = [s["last_update"] for s in out if s["last_update"]]
     return {
         "time": now,
         "services": out,
-        "programs": _programs(nodes, poll, configured),
+        "programs": _programs(nodes, poll, set(config.services)),
         "redis": {"ok": not redis_error, "error": redis_error},
         "config": {"ok": not config.error, "error": config.error, "path": str(config.path)},
         "supervisor": _supervisor_summary(poll, nodes.multi),

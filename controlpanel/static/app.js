@@ -16,14 +16,6 @@ function setText(el, text) {
   if (el && el.textContent !== text) el.textContent = text;
 }
 
-function fmtAge(s) {
-  if (s === null || s === undefined) return "–";
-  if (s < 1) return "now";
-  if (s < 90) return `${Math.round(s)}s`;
-  if (s < 5400) return `${Math.round(s / 60)}m`;
-  return `${Math.round(s / 3600)}h`;
-}
-
 function fmtNum(v, digits) {
   const n = Number(v);
   if (v === undefined || v === "" || !isFinite(n)) return "–";
@@ -100,7 +92,7 @@ function renderService(s) {
   $('[data-role="disabled"]', row).hidden = s.enabled;
   setText($('[data-role="points"]', row), s.data_points.toLocaleString("en-US"));
   setText($('[data-role="rate"]', row), s.process_state === "RUNNING" ? fmtNum(s.messages_per_s, 1) : "–");
-  setText($('[data-role="age"]', row), fmtAge(s.last_update_age_s));
+  setText($('[data-role="age"]', row), Fmt.age(s.last_update_age_s));
   const rc = $('[data-role="reconnects"]', row);
   setText(rc, `${s.reconnects} / ${s.restarts}`);
   const rcTip = `${s.reconnects} reconnects; ${s.restarts} unexpected restarts; ${s.operator_starts} starts and ${s.operator_stops} stops by an operator; ${s.process_starts} process starts in all`;
@@ -129,7 +121,7 @@ function renderStatus(st) {
   setText($("#count-stale"), String(sum.stale));
   $("#count-stale").className = sum.stale ? "warn" : "";
   setText($("#count-points"), sum.data_points.toLocaleString("en-US"));
-  setText($("#last-update"), sum.last_update ? `${new Date(sum.last_update * 1000).toLocaleTimeString()} (${fmtAge(st.time - sum.last_update)})` : "–");
+  setText($("#last-update"), sum.last_update ? `${new Date(sum.last_update * 1000).toLocaleTimeString()} (${Fmt.age(st.time - sum.last_update)})` : "–");
   const problems = [];
   const nodes = st.nodes || [];
   nodesDown = nodes.length > 1 ? Object.fromEntries(nodes.filter((n) => !n.ok).map((n) => [n.name, n.error])) : null;
@@ -323,7 +315,7 @@ function renderPrices(data) {
     if (book.title !== sizes) book.title = sizes;
     setText(cell(tr, 4), extras(f));
     sparkline(cell(tr, 5).firstChild, r.history);
-    const age = f.recv_ts ? fmtAge((now - Number(f.recv_ts)) / 1000) : "–";
+    const age = f.recv_ts ? Fmt.age((now - Number(f.recv_ts)) / 1000) : "–";
     setText(cell(tr, 6), st ? `${st.cause.replaceAll("_", " ")} · ${age}` : age);
   });
   [...body.children].forEach((tr) => { if (!seen.has(tr.dataset.symbol)) tr.remove(); });

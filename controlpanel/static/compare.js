@@ -161,7 +161,7 @@
   function fxLine(fx) {
     const p = $("#fx");
     if (fx.available) {
-      setText(p, `INR converted at ${num(fx.rate)} INR/USDT (${fx.feed} ${fx.symbol}, ${fx.rate_source}, ${age(fx.age_s)} ago${fx.stale ? ", stale" : ""}; ${fx.origin})`);
+      setText(p, `INR converted at ${num(fx.rate)} INR/USDT (${fx.feed} ${fx.symbol}, ${fx.rate_source}, ${Fmt.ago(fx.age_s)}${fx.stale ? ", stale" : ""}; ${fx.origin})`);
       p.className = `tv-fx ${fx.stale ? "warn" : "muted"}`;
     } else {
       setText(p, `INR pairs shown apart: ${fx.reason}`);

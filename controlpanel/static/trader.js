@@ -40,13 +40,7 @@ const TV = (() => {
     return `${sign && n > 0 ? "+" : ""}${n.toFixed(digits)}`;
   }
 
-  function age(s) {
-    if (!isNum(s)) return "–";
-    if (s < 1) return "now";
-    if (s < 90) return `${Math.round(s)}s`;
-    if (s < 5400) return `${Math.round(s / 60)}m`;
-    return `${Math.round(s / 3600)}h`;
-  }
+  const age = Fmt.age;  // fmt.js
 
   // "in 2h 13m" until an ISO time.
   function until(iso, nowS) {

@@ -69,6 +69,7 @@ def test_compare_page(browser, make_supervisor, shots):
     expect(btc).to_be_visible(timeout=10_000)
     expect(btc.locator("tbody tr")).to_have_count(9)
     expect(page.locator("#fx")).to_contain_text(re.compile(r"INR converted at [\d.]+ INR/USDT \(coindcx_spot I-USDT_INR"))
+    expect(page.locator("#fx")).to_contain_text(re.compile(r", ltp, (now|\d+[smhd] ago)[;,]"))  # never "now ago"
     expect(btc.locator(".chip").first).to_contain_text(re.compile(r"widest LTP spread\s*[\d.]+ bps"))
     expect(btc.locator(".chip").nth(1)).to_contain_text(re.compile(r"widest funding diff\s*-?[\d.]+% /yr"))
     inr = btc.locator('tr[data-key="coindcx_spot:I-BTC_INR"]')

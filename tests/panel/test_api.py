@@ -276,3 +276,4 @@ def test_venues_lists_every_declared_exchange_and_what_this_config_runs(system):
                                       "uses_rest": True, "configured": True, "enabled": False,
                                       "redis_prefix": system.config.services["bybit_options"].redis_prefix}
     assert {f["kind"] for v in body["venues"] for f in v["feeds"]} == {"spot", "derivative", "option"}
+    assert "/api/venues" in system.client.get("/openapi.json").get_json()["paths"]

@@ -132,11 +132,13 @@ def test_pages_and_openapi_describe_the_trader_views():
     assert {"/api/compare", "/api/compare/{underlying}", "/api/chain/{feed}"} <= set(paths)
     assert {p["name"] for p in paths["/api/chain/{feed}"]["get"]["parameters"]} == {"feed", "underlying", "expiry", "settle_coin"}
     assert "/api/compare/{underlying}" in c.get("/docs").get_data(as_text=True)
-    for page, scripts in (("/compare", ("trader.js", "compare.js")), ("/chain", ("trader.js", "smile.js", "chain.js"))):
+    for page, scripts in (("/compare", ("fmt.js", "trader.js", "compare.js")), ("/chain", ("fmt.js", "trader.js", "smile.js", "chain.js")),
+                          ("/", ("fmt.js", "app.js"))):
         html = c.get(page).get_data(as_text=True)
         assert all(f'src="/static/{s}"' in html for s in scripts) and "http" not in html.split("<body")[0]
-        assert 'aria-current="page"' in html
+        assert [html.index(f'src="/static/{s}"') for s in scripts] == sorted(html.index(f'src="/static/{s}"') for s in scripts)
+        assert 'aria-current="page"' in html or page == "/"
     index = c.get("/").get_data(as_text=True)
     assert 'href="/compare"' in index and 'href="/chain"' in index
-    for script in ("trader.js", "compare.js", "chain.js", "smile.js"):
+    for script in ("fmt.js", "trader.js", "compare.js", "chain.js", "smile.js"):
         assert c.get(f"/static/{script}").status_code == 200

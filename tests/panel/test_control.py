@@ -167,3 +167,28 @@ def test_the_watcher_thread_survives_hostile_input(system, watcher):
     wait_for(lambda: system.sv.info("bybit_spot")["statename"] == "RUNNING", 15)
     wait_for(lambda: _result(r, "bybit_spot") == "ok", 5)
     print(f"valid command after 6 hostile ones carried out in {time.monotonic() - t0:.2f} s")
+
+
+def _dead_marks(r, sid: str) -> list[bool]:
+    return [(r.hget(f"{sid}:{m}", "stale") or "").startswith("not_running ") for m in r.smembers(f"ltp:symbols:{sid}")]
+
+
+def test_the_sweep_and_api_status_mark_a_dead_feed_while_health_and_metrics_only_read(system, watcher):
+    """snapshot.join only reads; the watcher's sweep (every SWEEP_S) and /api/status mark a dead feed's keys."""
+    c, r, sid = system.client, system.redis.client(), "delta_spot"
+    assert c.post(f"/api/service/{sid}/start").status_code == 200
+    try:
+        wait_for(lambda: r.scard(f"ltp:symbols:{sid}") > 0 and r.hget(f"service:status:{sid}", "messages_total") not in
+                 (None, "0"), 15)
+    finally:
+        system.sv.rpc().supervisor.stopProcess(sid, True)
+    r.delete(f"service:status:{sid}")  # its final report never arrived and the TTL ran out
+    assert c.get("/api/health").status_code in (200, 503) and c.get("/metrics").status_code == 200
+    assert not any(_dead_marks(r, sid))
+    assert watcher.sweep() == [sid] and all(_dead_marks(r, sid))
+    assert watcher.sweep() == []  # once per episode
+    for m in r.smembers(f"ltp:symbols:{sid}"):
+        r.hdel(f"{sid}:{m}", "stale")
+    body = c.get("/api/status").get_json()  # the app's marker (its own memo) marks as it shows the feed dead
+    assert next(s for s in body["services"] if s["id"] == sid)["process_state"] == "STOPPED"
+    assert all(_dead_marks(r, sid)) and _dead_marks(r, sid)
