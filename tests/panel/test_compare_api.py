@@ -113,7 +113,7 @@ def test_compare_every_feed_with_inr_conversion_funding_basis_and_errors(make_su
     body = c.get("/api/compare").get_json()
     stats = r.info("commandstats")
     markets = sum(len(u["rows"]) + len(u["apart"]) for u in body["underlyings"])
-    assert stats["cmdstat_smembers"]["calls"] == len(feeds) == 9
+    assert stats["cmdstat_smembers"]["calls"] == len(feeds) == 11  # every configured spot and derivative feed, enabled or not
     assert stats["cmdstat_hmget"]["calls"] == markets + 1
     assert not {"cmdstat_keys", "cmdstat_scan", "cmdstat_hgetall"} & set(stats)
 
