@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from workers.exchanges import okx
+from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.markets import FUTURE, PERPETUAL, Market
 from workers.runtime.model import IGNORED, PONG, RECONNECT, SUB_REJECTED, SUBSCRIBED, Control, ParseError
@@ -290,3 +292,10 @@ def test_a_refused_swap_gets_nothing_from_its_index_and_an_index_nobody_uses_is_
     assert stream.parse(push("index-tickers", "ETH-USDT", index)) == []
     args = json.loads(stream.on_connect()[0])["args"]
     assert {a["instId"] for a in args} == {"BTC-USDT-SWAP", "BTC-USDT"}
+
+
+@pytest.mark.parametrize("builder", [okx.spot, okx.swap])
+def test_a_ping_interval_the_server_would_not_wait_for_is_a_config_error(builder):
+    svc = SimpleNamespace(ping_interval=30.0, path="exchanges.okx.services.okx_spot")
+    with pytest.raises(ConfigError, match=r"okx_spot\.ping_interval.*30 s"):
+        builder(SimpleNamespace(service=svc))

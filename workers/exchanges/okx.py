@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from orjson import dumps
 
 from workers.exchanges.common import decimal_str, decode_object, describe
+from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, SPOT, Exchange, Feed
 from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market
 from workers.runtime.model import IGNORED, PONG, RECONNECT, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from workers.runtime.ws import WsConnection
 
 PING_FRAME = "ping"
+SERVER_IDLE_CLOSE_S = 30  # the server closes a connection with no data for this long (close 4004)
 MAX_ARGS_BYTES_PER_REQUEST = 64 * 1024 - 1024  # the documented 64 KB, less a margin for the envelope
 MAX_CHANNELS_PER_CONNECTION = 300  # [U] no number documented; keeps a reconnect's resubscribe small
 CONNECT_SPACING_S = 0.7  # a feed's connections start this far apart: 3 new connections/s per IP, shared
@@ -484,6 +486,9 @@ class Staggered:
 
 def _feed(ctx: FeedContext, kind: str) -> list[Source]:
     svc = ctx.service
+    if svc.ping_interval >= SERVER_IDLE_CLOSE_S:
+        raise ConfigError(f"{svc.path}.ping_interval", f"{svc.ping_interval:g} s: OKX closes a connection that has had "
+                          f"no data for {SERVER_IDLE_CLOSE_S} s, so its text ping must come sooner", "1 to 29 seconds")
     inst_type = "SPOT" if kind == SPOT else "SWAP"
     info: dict[str, SwapInfo] = {}
 
