@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -299,3 +300,34 @@ def test_a_ping_interval_the_server_would_not_wait_for_is_a_config_error(builder
     svc = SimpleNamespace(ping_interval=30.0, path="exchanges.okx.services.okx_spot")
     with pytest.raises(ConfigError, match=r"okx_spot\.ping_interval.*30 s"):
         builder(SimpleNamespace(service=svc))
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.started = self.stopped = 0.0
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        self.stopped = time.monotonic()
+
+    def join(self, timeout: float) -> None:
+        assert self.started, "joined a connection that never started"
+
+
+def test_connections_start_apart_and_a_stop_before_the_start_cancels_it():
+    first, later, cancelled = _Conn(), _Conn(), _Conn()
+    t0 = time.monotonic()
+    a, b, c = okx.Staggered(first, 0), okx.Staggered(later, 0.3), okx.Staggered(cancelled, 0.3)  # type: ignore[arg-type]
+    for s in (a, b, c):
+        s.start()
+    assert first.started and not later.started
+    c.stop()
+    c.join(1)
+    time.sleep(0.5)
+    assert later.started - t0 >= 0.3 and not cancelled.started and not cancelled.stopped
+    for s in (a, b):
+        s.stop()
+        s.join(1)
+    assert first.stopped and later.stopped
