@@ -87,11 +87,16 @@ def test_swap_fills_the_contract_in_base_coin_with_funding_from_the_docs_fields(
 def test_a_refused_subscription_is_reported_and_the_rest_keeps_flowing(redis_server, sim, make_supervisor):
     okx = sim.exchanges["okx"]
     okx.faults.reject_symbols = {"ETH-USDT-SWAP"}  # listed over REST, refused on the socket with 60018
-    sv = make_supervisor(overrides={"okx_swap": {"symbols": ["BTC-USDT-SWAP", "ETH-USDT-SWAP"]}})
+    sv = make_supervisor(overrides={"okx_swap": {"symbols": ["BTC-USDT-SWAP", "ETH-USDT-SWAP"], "discovery_interval": 0.5}})
     r = redis_server.client()
     sv.ctl("start", "okx_swap")
     rejected = wait_for(lambda: json.loads(_status(r, "okx_swap").get("rejected") or "{}").get("ETH-USDT-SWAP"), 20)
     assert "60018" in rejected and "doesn't exist" in rejected
+    # Later discoveries (REST still lists it) neither clear the refusal from the status nor subscribe it again.
+    rounds = okx.rest_requests
+    wait_for(lambda: okx.rest_requests >= rounds + 4, 10)
+    assert json.loads(_status(r, "okx_swap")["rejected"]).get("ETH-USDT-SWAP") == rejected
+    assert okx.requests <= 2  # the first subscribe and at most one rebuilt connection's
     _full(r, "okx_swap:BTC-USDT-SWAP", {"ltp", "mark_price", "index_price"})
     _advances(r, "okx_swap:BTC-USDT-SWAP")
     assert not r.exists("okx_swap:ETH-USDT-SWAP")

@@ -157,6 +157,7 @@ class OkxStream:
         for sym, si in self.info.items():
             self._by_index.setdefault(si.index_id, []).append(sym)
         self._dropped: set[tuple[str, str]] = set()  # (channel, instId) refused: not asked again
+        self.refused: list[str] = []  # instruments the exchange refused (a list: the discovery thread copies it)
         self._handlers: dict[str, Callable[[str, dict, int], Update | None]] = {
             "tickers": self._spot_ticker if kind == SPOT else self._swap_ticker,
             "trades": self._trade,
@@ -362,6 +363,8 @@ class OkxStream:
         if inst not in self._known:
             raise ParseError("exchange_error", f"{code} for an instrument not asked for: {text}")
         # The instrument is unknown to the exchange: none of its channels will come.
+        if inst not in self.refused:
+            self.refused.append(inst)
         for ch in self._handlers:
             self._dropped.add((ch, inst))
             self._pending.discard((ch, inst))
@@ -491,20 +494,25 @@ def _feed(ctx: FeedContext, kind: str) -> list[Source]:
                           f"no data for {SERVER_IDLE_CLOSE_S} s, so its text ping must come sooner", "1 to 29 seconds")
     inst_type = "SPOT" if kind == SPOT else "SWAP"
     info: dict[str, SwapInfo] = {}
+    streams: list[OkxStream] = []
+    refused: set[str] = set()  # refused on the socket (60018) though REST lists them: not asked again
 
     def discover(rest: Rest) -> list[str]:
         nonlocal info
+        for stream in streams:
+            refused.update(stream.refused[:])
         live = live_instruments(rest.get_parsed(f"{svc.rest_url}{INSTRUMENTS_PATH}", {"instType": inst_type},
                                                 lambda body: rows_of(body, INSTRUMENTS_PATH)))
-        symbols = ctx.accept_listed(svc.symbols, live, f"live OKX {inst_type} instrument (unknown, suspended or not listed yet)")
+        wanted = [s for s in svc.symbols if s not in refused]  # their refusal stays in the status hash
+        symbols = ctx.accept_listed(wanted, live, f"live OKX {inst_type} instrument (unknown, suspended or not listed yet)")
         if kind != SPOT:
             info = {s: swap_info(live[s]) for s in symbols}
         return symbols
 
     def connections(symbols: list[str]) -> list[Source]:
-        return [Staggered(ctx.connection(OkxStream(f"{inst_type.lower()}#{i}", svc.url, kind, chunk, info=info,
-                                                   ping_interval=svc.ping_interval)), i * CONNECT_SPACING_S)
-                for i, chunk in enumerate(connection_plan(symbols, kind)) if chunk]
+        streams[:] = [OkxStream(f"{inst_type.lower()}#{i}", svc.url, kind, chunk, info=info, ping_interval=svc.ping_interval)
+                      for i, chunk in enumerate(connection_plan(symbols, kind)) if chunk]
+        return [Staggered(ctx.connection(stream), i * CONNECT_SPACING_S) for i, stream in enumerate(streams)]
 
     return [ctx.discovered(discover, connections)]
 
