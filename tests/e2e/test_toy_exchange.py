@@ -152,7 +152,7 @@ def test_a_toy_exchange_added_the_documented_way_shows_up_everywhere(tmp_path):
     gen = _run(tree, "-m", "workers.supervisor_conf")
     assert gen.returncode == 0, gen.stderr
     conf = (tree / "supervisord.conf").read_text()
-    assert "[program:toy_spot]\n; toy trades\ncommand=python -m workers %(program_name)s\n" in conf
+    assert "[program:toy_spot]\n; toy trades\ncommand=python -OO -m workers %(program_name)s\n" in conf
     assert conf.count("[program:") == (ROOT / "supervisord.conf").read_text().count("[program:") + 1
 
     port_file = tmp_path / "sim.port"

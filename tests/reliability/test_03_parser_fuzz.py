@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.exchanges import bybit, delta, okx
+from workers.exchanges import binance, bybit, delta, deribit, okx
 from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.model import Control, ParseError, Update
 
@@ -26,6 +26,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 SYM = "BTCUSDT"
 OPT = "BTC-27DEC24-65000-C"
 DOPT = "C-BTC-65000-271224"
+ROPT = "BTC-27DEC26-100000-C"
 
 
 def bybit_streams():
@@ -46,6 +47,12 @@ def delta_streams():
     }
 
 
+def binance_streams():
+    return {"binance_spot": binance.spot_streams("ws://x", [SYM, "ETHUSDT"])[0],
+            "binance_futures_market": binance.futures_streams("ws://x", [SYM])[0],
+            "binance_futures_public": binance.futures_streams("ws://x", [SYM])[1]}
+
+
 def okx_streams():
     return {
         "okx_spot": okx.OkxStream("s", "ws://x", SPOT, ["BTC-USDT", "ETH-USDT"]),
@@ -54,10 +61,17 @@ def okx_streams():
     }
 
 
-STREAMS = {**bybit_streams(), **delta_streams(), **okx_streams()}
+def deribit_streams():
+    return {
+        "deribit_options": deribit.DeribitStream("o", "ws://x", [ROPT, "XRP_USDC-30JUN23-0d625-C"]),
+        "deribit_futures": deribit.DeribitStream("f", "ws://x", ["BTC-PERPETUAL", "BTC-27DEC26", "BTC_USDC-PERPETUAL"]),
+    }
 
 
-DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread"}
+STREAMS = {**bybit_streams(), **delta_streams(), **binance_streams(), **deribit_streams(), **okx_streams()}
+
+
+DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread", "best_bid_usd", "best_ask_usd"}
 
 
 def check(stream, raw: bytes) -> None:
@@ -165,6 +179,60 @@ def delta_frames(draw):
 
 
 @st.composite
+def binance_frames(draw):
+    """Binance events (raw or in the combined wrapper), acks and error replies with hostile values."""
+    kind = draw(st.sampled_from(["trade", "aggTrade", "bookTicker", "spotBook", "24hrTicker", "markPriceUpdate",
+                                 "serverShutdown", "ack", "error"]))
+    if kind == "ack":
+        return {"result": draw(hostile), "id": draw(st.integers(-1, 3) | hostile)}
+    if kind == "error":
+        return {"code": draw(hostile), "msg": draw(hostile), "id": draw(st.integers(-1, 3) | hostile)}
+    names = ["s", "E", "T", "p", "q", "b", "B", "a", "A", "u", "v", "h", "l", "o", "P", "i", "r"]
+    msg = {f: draw(hostile) for f in draw(st.lists(st.sampled_from(names), unique=True))}
+    if draw(st.booleans()):
+        msg["s"] = draw(st.sampled_from([SYM, "ETHUSDT", "btcusdt"]))
+    if kind != "spotBook":
+        msg["e"] = kind
+    else:
+        msg["u"] = draw(st.integers(0, 2**63) | hostile)
+    if draw(st.booleans()):
+        return {"stream": draw(hostile), "data": msg}
+    return msg
+
+
+@st.composite
+def deribit_frames(draw):
+    """Deribit JSON-RPC frames (ticker and trades pushes, heartbeats, replies) with hostile values."""
+    kind = draw(st.sampled_from(["ticker", "trades", "heartbeat", "reply"]))
+    sym = draw(st.sampled_from([ROPT, "BTC-PERPETUAL", "BTC-27DEC26", "BTC_USDC-PERPETUAL"]) | hostile)
+    if kind == "heartbeat":
+        return {"jsonrpc": "2.0", "method": "heartbeat", "params": draw(st.fixed_dictionaries(
+            {"type": st.sampled_from(["test_request", "heartbeat"]) | hostile}) | hostile)}
+    if kind == "reply":
+        body = draw(st.fixed_dictionaries({"result": hostile | st.lists(st.sampled_from(
+            [f"ticker.{ROPT}.100ms", "ticker.BTC-PERPETUAL.100ms"]) | hostile, max_size=4)})
+            | st.fixed_dictionaries({"error": st.fixed_dictionaries({"code": st.sampled_from([10028, 11050]) | hostile,
+                                                                     "message": hostile}) | hostile}))
+        return {"jsonrpc": "2.0", "id": draw(st.integers(0, 4) | hostile), **body}
+    channel = draw(st.just(f"{kind}.{sym}.100ms") | hostile)
+    if kind == "trades":
+        trade = {f: draw(hostile) for f in draw(st.lists(st.sampled_from(["price", "timestamp", "amount"]), unique=True))}
+        trade["instrument_name"] = draw(st.just(sym) | hostile)
+        data = draw(st.lists(st.just(trade) | hostile, max_size=3) | hostile)
+    else:
+        fields = ["mark_price", "index_price", "best_bid_price", "best_ask_price", "best_bid_amount", "best_ask_amount",
+                  "open_interest", "mark_iv", "bid_iv", "ask_iv", "underlying_price", "funding_8h", "stats", "greeks", "timestamp"]
+        data = {f: draw(hostile | st.floats(allow_nan=False, allow_infinity=False, min_value=1e290, max_value=1e300))
+                for f in draw(st.lists(st.sampled_from(fields), unique=True))}
+        data["instrument_name"] = draw(st.just(sym) | hostile)
+        data["timestamp"] = draw(st.integers(1, 2**63) | hostile)
+        data["greeks"] = draw(st.fixed_dictionaries({g: hostile for g in ("delta", "gamma", "theta")}) | hostile)
+        data["stats"] = draw(st.fixed_dictionaries({s: hostile for s in ("volume", "high", "price_change", "volume_usd")}) | hostile)
+    return {"jsonrpc": "2.0", "method": "subscription", "params": draw(st.fixed_dictionaries(
+        {"channel": st.just(channel), "data": st.just(data)}) | hostile)}
+
+
+@st.composite
 def okx_frames(draw):
     """OKX pushes ({"arg","data":[..]}) and events (acks, errors, notices) with hostile values."""
     kind = draw(st.sampled_from(["tickers", "trades", "mark-price", "index-tickers", "funding-rate", "open-interest",
@@ -201,7 +269,7 @@ def test_arbitrary_json(stream, value):
 
 
 @FUZZ
-@given(frame=bybit_frames() | delta_frames() | okx_frames())
+@given(frame=bybit_frames() | delta_frames() | binance_frames() | deribit_frames() | okx_frames())
 def test_structured_but_wrong_frames(stream, frame):
     check(stream, json.dumps(frame).encode())
 
@@ -231,6 +299,11 @@ HOSTILE_EXAMPLES = [
     b'{"event":"error","code":"60018","msg":"channel:index-tickers,instId:NOPE doesn\'t exist"}',
     b'{"topic":"orderbook.50.BTCUSDT","ts":"1772694601512","type":"delta","data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":1}}',
     b'{"topic":"orderbook.1.BTCUSDT","ts":"1772694601512","type":"snapshot","data":{"s":"BTCUSDT","b":[["2","1"]],"a":[["1","1"]],"u":9}}',
+    b'{"e":"trade","E":1,"s":"BTCUSDT","p":"1' + b"0" * 400 + b'"}',
+    b'{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1","i":"1","r":"","T":99999999999999999999}',
+    b'{"u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}',
+    b'{"stream":"btcusdt@trade","data":{"stream":"x","data":{"e":"trade"}}}',
+    b'{"code":2,"msg":{"deep":[1]},"id":[1]}',
 ]
 
 

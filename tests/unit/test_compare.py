@@ -84,9 +84,10 @@ def test_feed_kinds_come_from_the_registry():
     kinds = {f: feed_kind(f) for f in FEEDS}
     assert kinds["bybit_options"] == kinds["delta_options"] == "option"
     assert {f for f, k in kinds.items() if k == "spot"} == {"bybit_spot", "bybit_spot_testnet_spot", "delta_spot", "coindcx_spot",
-                                                            "hyperliquid_spot", "okx_spot"}
+                                                            "hyperliquid_spot", "binance_spot", "okx_spot"}
     assert {f for f, k in kinds.items() if k == "derivative"} == {"bybit_futures_orderbook", "delta_futures_ltp",
-                                                                  "coindcx_futures_rest", "hyperliquid_perpetual", "okx_swap"}
+                                                                  "coindcx_futures_rest", "hyperliquid_perpetual", "binance_futures",
+                                                                  "deribit_futures", "okx_swap"}
     assert feed_kind("nope") is None
 
 

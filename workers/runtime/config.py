@@ -60,6 +60,7 @@ class ServiceConfig:
     discovery_interval: float
     selection: Mapping[str, Any] = field(default_factory=dict)
     data_timeout: float = 120.0  # no data frame on a connection this long: resubscribe, then reconnect
+    max_connection_age: float | None = None  # replace a connection this old (None: the exchange's own limit, if any)
 
     @property
     def path(self) -> str:
@@ -182,6 +183,7 @@ SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "discovery_interval": (_seconds(0.5, 86400), 300.0),
     "data_timeout": (_seconds(1, 86400), 120.0),
     "selection": (_mapping, {}),
+    "max_connection_age": (_seconds(1, 7 * 86400), None),
 }
 DEFAULTABLE = ("ping_interval", "silence_timeout", "stale_after", "poll_interval", "discovery_interval", "data_timeout")
 

@@ -61,7 +61,8 @@ class FeedContext:
     def connection(self, stream: WsStream) -> WsConnection:
         """One WebSocket connection of this feed, with its configured silence and data windows."""
         svc = self.service
-        return WsConnection(stream, self.sink, self.stats, silence_timeout=svc.silence_timeout, data_timeout=svc.data_timeout)
+        return WsConnection(stream, self.sink, self.stats, silence_timeout=svc.silence_timeout, data_timeout=svc.data_timeout,
+                            max_connection_age=svc.max_connection_age)
 
     def discovered(self, discover: Callable[[Rest], Sequence[str]], connections: Callable[[list[str]], Sequence[Source]]) -> Source:
         """Symbols found over REST every `discovery_interval` (`discover`), followed on the connections

@@ -30,6 +30,7 @@ IGNORED = "ignored"            # known frame with nothing to do
 SEND = "send"                  # only send Control.frames (resync of one topic); counted as a resync
 REPLY = "reply"                # only send Control.frames (a protocol handshake step or heartbeat answer)
 RECONNECT = "reconnect"        # state can't be trusted: drop the connection
+PLANNED_RECONNECT = "planned_reconnect"  # the server announced a close (shutdown notice): reconnect now, no error
 
 
 class ParseError(Exception):

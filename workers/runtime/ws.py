@@ -297,6 +297,7 @@ class WsConnection:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         backoff: Backoff | None = None,
         data_timeout: float | None = None,
+        max_connection_age: float | None = None,
     ) -> None:
         self.stream = stream
         self.sink = sink
@@ -310,6 +311,12 @@ class WsConnection:
         # re-subscribed, and dropped after as long again. Per feed: the argument, else the stream's own
         # `data_timeout` (quiet channels need more), else DEFAULT_DATA_TIMEOUT_S.
         self.data_timeout = data_timeout or getattr(stream, "data_timeout", None) or DEFAULT_DATA_TIMEOUT_S
+        # Exchanges that cut every connection at a fixed age (Binance: 24 h) declare a shorter
+        # `max_connection_age_s` on the stream: the connection is then replaced before the cut, at once
+        # and without a state change or error (a planned reconnect). The argument overrides it (tests).
+        self.max_connection_age: float | None = max_connection_age or getattr(stream, "max_connection_age_s", None)
+        self._connected_at = time.monotonic()
+        self._planned = False  # the current connection ends by plan (age, the server's shutdown notice)
         self._last_data = time.monotonic()
         self._data_resubscribed = False
         self._resubscribe_due = False
@@ -361,8 +368,11 @@ class WsConnection:
 
     def _run(self) -> None:
         first = True
+        planned = False
         while not self._stopping.is_set():
-            self.stats.state = CONNECTING if first else RECONNECTING
+            if not planned:  # a planned reconnect is not an outage: the state stays as it was
+                self.stats.state = CONNECTING if first else RECONNECTING
+            planned = False
             self._got_data = False
             self._close_reason = ""
             try:
@@ -386,6 +396,10 @@ class WsConnection:
                 break
             first = False
             self.stats.reconnects += 1
+            if self._planned:
+                self._planned, planned = False, True
+                self.log.info("%s; reconnecting to %s now", self._close_reason, self.stream.url)
+                continue
             self.stats.state = RECONNECTING
             if self._got_data:
                 self.backoff.reset()  # a healthy connection starts the backoff over
@@ -418,7 +432,7 @@ class WsConnection:
         if not isinstance(raw, ssl.SSLSocket):  # over TLS, `nonblocking_sends_wait` bounds sends (below)
             ws._send = bounded_send(raw, self.send_timeout, self._stopping)  # type: ignore[method-assign,assignment]
         self._connected = True
-        self._last_frame = self._last_ping = self._last_data = time.monotonic()
+        self._last_frame = self._last_ping = self._last_data = self._connected_at = time.monotonic()
         self._data_resubscribed = self._resubscribe_due = False
         frames = self.stream.on_connect()
         self.log.info("connected to %s; sending %d subscribe request(s)", self.stream.url, len(frames))
@@ -515,11 +529,20 @@ class WsConnection:
             self.stats.error("resync", ctl.detail, parse=False)
         for frame in ctl.frames:
             ws.send(frame)
+        if kind == model.PLANNED_RECONNECT:
+            self._plan(ctl.detail or "the server announced a close")
+            return False
         if kind == model.RECONNECT:
             self.stats.error("resync_reconnect", ctl.detail, parse=False)
             self._close_reason = f"resync: {ctl.detail}"
             return False
         return True
+
+    def _plan(self, why: str) -> None:
+        """End this connection for a known reason and reconnect at once, without backoff or error."""
+        if not self._close_reason:
+            self._close_reason = f"planned reconnect: {why}"
+            self._planned = True
 
     def _on_server_close(self, ws: websocket.WebSocket, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
@@ -554,6 +577,16 @@ class WsConnection:
                 self._close_reason = f"no frame for {now - self._last_frame:.1f}s (silence timeout {window:g}s)"
                 self.stats.error("silence_timeout", self._close_reason, parse=False)
                 self._connected = False
+                self._abort()
+                continue
+            max_age = self.max_connection_age
+            if max_age and now - self._connected_at >= max_age:
+                self._plan(f"connection {now - self._connected_at:.0f}s old, replaced before the exchange's "
+                           f"connection lifetime (max_connection_age {max_age:g}s)")
+                self._connected = False
+                ws = self._ws
+                if ws is not None:
+                    self._send_nowait(ws, CLOSE_NORMAL, websocket.ABNF.OPCODE_CLOSE)
                 self._abort()
                 continue
             quiet = now - self._last_data
