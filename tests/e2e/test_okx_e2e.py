@@ -123,7 +123,12 @@ def test_the_upgrade_notice_reconnects_before_the_server_closes(redis_server, si
     wait_for(lambda: okx.connects > connects and okx.stats()["connections"] == 1, 10)
     assert time.monotonic() - t0 < 5
     _advances(r, "okx_spot:BTC-USDT", 5)
-    wait_for(lambda: "planned" in _status(r, "okx_spot")["last_error"], 5)  # the status hash is refreshed every second
+    # A planned reconnect: no error, no `disconnected` mark, and the log says why.
+    wait_for(lambda: _status(r, "okx_spot")["reconnects"] == "1", 5)  # the status hash is refreshed every second
+    status = _status(r, "okx_spot")
+    assert status["last_error"] == "" and status["state"] == "subscribed", status
+    assert "stale" not in r.hgetall("okx_spot:BTC-USDT")
+    assert "planned reconnect: notice 64008" in sv.log("okx_spot")
 
 
 def test_text_pings_keep_a_quiet_connection_past_the_servers_idle_close(redis_server, sim, make_supervisor):

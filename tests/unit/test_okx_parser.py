@@ -13,7 +13,7 @@ from workers.exchanges import okx
 from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.markets import FUTURE, PERPETUAL, Market
-from workers.runtime.model import IGNORED, PONG, RECONNECT, SUB_REJECTED, SUBSCRIBED, Control, ParseError
+from workers.runtime.model import IGNORED, PLANNED_RECONNECT, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError
 from workers.runtime.poll import RestError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "okx"
@@ -219,7 +219,7 @@ def test_an_error_naming_no_instrument_is_a_counted_exchange_error():
 
 def test_notice_64008_is_a_planned_reconnect():
     ctl = spot_stream().parse(sample("notice_64008_docs.json"))
-    assert isinstance(ctl, Control) and ctl.kind == RECONNECT and "64008" in ctl.detail and "planned" in ctl.detail
+    assert isinstance(ctl, Control) and ctl.kind == PLANNED_RECONNECT and "64008" in ctl.detail
 
 
 def test_text_ping_and_pong():

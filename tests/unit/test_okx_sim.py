@@ -118,7 +118,7 @@ def test_notice_then_close_and_the_parser_reads_every_channel_into_contract_fiel
             break
         out = stream.parse(payload)
         kinds += [out.kind] if isinstance(out, Control) else []
-    assert "reconnect" in kinds
+    assert "planned_reconnect" in kinds
 
 
 def test_rest_rate_limit_answers_are_okx_shaped(sim):

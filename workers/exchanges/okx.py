@@ -40,7 +40,7 @@ from workers.exchanges.common import decimal_str, decode_object, describe
 from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, SPOT, Exchange, Feed
 from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market
-from workers.runtime.model import IGNORED, PONG, RECONNECT, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
+from workers.runtime.model import IGNORED, PLANNED_RECONNECT, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.poll import RestError
 from workers.runtime.sharding import shard
 from workers.runtime.timefmt import iso_ms
@@ -340,8 +340,8 @@ class OkxStream:
         if event == "notice":
             code = str(msg.get("code"))
             if code == NOTICE_UPGRADE:
-                return Control(RECONNECT, f"planned: notice {code} (service upgrade, the exchange will close this "
-                                          "connection): reconnecting now")
+                return Control(PLANNED_RECONNECT, f"notice {code}: the exchange will close this connection for a "
+                                                  "service upgrade")
             return Control(IGNORED, f"notice {code[:10]}: {str(msg.get('msg'))[:120]}")
         if event in ("unsubscribe", "channel-conn-count", "login"):
             return _IGNORED
