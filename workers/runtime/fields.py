@@ -47,7 +47,7 @@ FIELDS: dict[str, str] = {
     "premium": "premium of mark over oracle, fraction (Hyperliquid)",
     # activity
     "open_interest": "open interest (unit per feed: see the README table)",
-    "open_interest_value": "open interest in quote currency",
+    "open_interest_value": "open interest in quote currency (Deribit and OKX swaps: USD)",
     "volume_24h": "24 h volume in base units",
     "turnover_24h": "24 h turnover in quote currency",
     "high_24h": "24 h high",
