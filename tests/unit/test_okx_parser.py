@@ -253,10 +253,15 @@ def test_instruments_reply_keeps_live_instruments():
     assert list(okx.live_instruments([*rows, suspended])) == ["BTC-USDT"]
 
 
-@pytest.mark.parametrize("body", [{"code": "50011", "msg": "Too Many Requests", "data": []},
-                                  {"code": "51001", "msg": "Instrument ID doesn't exist.", "data": []}, [], {"code": "0"}])
-def test_instruments_error_replies_are_rest_errors(body):
-    with pytest.raises(RestError):
+def test_instruments_rate_limit_reply_is_a_rest_error_with_a_wait():
+    with pytest.raises(RestError) as err:  # 50011 may come with HTTP 200: the round waits as told
+        okx.rows_of({"code": "50011", "msg": "Too Many Requests", "data": []}, okx.INSTRUMENTS_PATH)
+    assert err.value.retry_after == 2.0
+
+
+@pytest.mark.parametrize("body", [{"code": "51001", "msg": "Instrument ID doesn't exist.", "data": []}, [], {"code": "0"}])
+def test_instruments_error_replies_are_unusable_answers(body):
+    with pytest.raises(ParseError, match="bad_reply"):  # poll.get_parsed turns it into a RestError (counted, backed off)
         okx.rows_of(body, okx.INSTRUMENTS_PATH)
 
 
@@ -302,32 +307,30 @@ def test_a_ping_interval_the_server_would_not_wait_for_is_a_config_error(builder
         builder(SimpleNamespace(service=svc))
 
 
-class _Conn:
-    def __init__(self) -> None:
-        self.started = self.stopped = 0.0
-
-    def start(self) -> None:
-        self.started = time.monotonic()
-
-    def stop(self) -> None:
-        self.stopped = time.monotonic()
-
-    def join(self, timeout: float) -> None:
-        assert self.started, "joined a connection that never started"
-
-
 def test_connections_start_apart_and_a_stop_before_the_start_cancels_it():
-    first, later, cancelled = _Conn(), _Conn(), _Conn()
+    """The feed spaces its connections CONNECT_SPACING_S apart (ctx.connection's start_delay): the first connect
+    waits the delay, and a stop during the delay ends the connection without a connect."""
+    from workers.runtime.sink import RedisSink
+    from workers.runtime.stats import FeedStats
+    from workers.runtime.ws import WsConnection
+
+    def conn(delay: float) -> tuple[WsConnection, FeedStats]:
+        stats = FeedStats("okx_spot")
+        stream = okx.OkxStream("spot#0", "ws://127.0.0.1:1/ws/v5/public", okx.SPOT, ["BTC-USDT"])
+        return WsConnection(stream, RedisSink("redis://127.0.0.1:1/0", "okx_spot", stats), stats, start_delay=delay), stats
+
+    later, later_stats = conn(0.6)
+    cancelled, cancelled_stats = conn(0.6)
     t0 = time.monotonic()
-    a, b, c = okx.Staggered(first, 0), okx.Staggered(later, 0.3), okx.Staggered(cancelled, 0.3)  # type: ignore[arg-type]
-    for s in (a, b, c):
-        s.start()
-    assert first.started and not later.started
-    c.stop()
-    c.join(1)
-    time.sleep(0.5)
-    assert later.started - t0 >= 0.3 and not cancelled.started and not cancelled.stopped
-    for s in (a, b):
-        s.stop()
-        s.join(1)
-    assert first.stopped and later.stopped
+    later.start()
+    cancelled.start()
+    time.sleep(0.3)
+    assert "connect_failed" not in later_stats.errors_by_kind  # still waiting out its delay
+    cancelled.stop()
+    cancelled.join(1)
+    while "connect_failed" not in later_stats.errors_by_kind and time.monotonic() - t0 < 5:
+        time.sleep(0.02)
+    assert time.monotonic() - t0 >= 0.6 and "connect_failed" in later_stats.errors_by_kind
+    assert "connect_failed" not in cancelled_stats.errors_by_kind
+    later.stop()
+    later.join(1)

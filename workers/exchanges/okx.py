@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -40,15 +39,14 @@ from workers.exchanges.common import decimal_str, decode_object, describe
 from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, SPOT, Exchange, Feed
 from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market
-from workers.runtime.model import IGNORED, PLANNED_RECONNECT, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError
+from workers.runtime.model import IGNORED, PLANNED_RECONNECT, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, RestError, Update
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms
 
 if TYPE_CHECKING:
     from workers.runtime.feed import FeedContext, Source
     from workers.runtime.rest import Rest
-    from workers.runtime.ws import WsConnection
 
 PING_FRAME = "ping"
 SERVER_IDLE_CLOSE_S = 30  # the server closes a connection with no data for this long (close 4004)
@@ -132,7 +130,7 @@ def _amount(value: float) -> str | None:
     return f"{value:.2f}" if math.isfinite(value) else None
 
 
-class OkxStream:
+class OkxStream(WsStream):
     """One OKX public connection: its symbols' channels and the frame dispatch.
 
     kind SPOT: `tickers` (book top, 24 h stats) and `trades` (ltp) per instrument. kind
@@ -386,15 +384,16 @@ RATE_LIMITED = "50011"
 
 
 def rows_of(body: Any, path: str) -> list[dict]:
-    """The `data` rows of a v5 reply ({"code":"0","msg","data":[..]}), else RestError (50011: rate limited)."""
+    """The `data` rows of a v5 reply ({"code":"0","msg","data":[..]}); ParseError for an error reply, RestError with a
+    wait for 50011 (rate limited, which OKX may send with HTTP 200)."""
     if not isinstance(body, dict):
-        raise RestError(f"GET {path}: unexpected answer {str(body)[:160]}")
+        raise ParseError("bad_reply", f"GET {path}: unexpected answer {str(body)[:160]}")
     code = body.get("code")
     if code == RATE_LIMITED:
         raise RestError(f"GET {path}: rate limited (50011 {str(body.get('msg'))[:80]})", retry_after=2.0)
     data = body.get("data")
     if code != "0" or not isinstance(data, list):
-        raise RestError(f"GET {path}: code {str(code)[:10]} {str(body.get('msg'))[:120]}")
+        raise ParseError("bad_reply", f"GET {path}: code {str(code)[:10]} {str(body.get('msg'))[:120]}")
     return [r for r in data if isinstance(r, dict) and isinstance(r.get("instId"), str)]
 
 
@@ -451,42 +450,6 @@ def connection_plan(symbols: Sequence[str], kind: str) -> list[list[str]]:
     return shard(symbols, lambda s: (s,) * per, max_topics=MAX_CHANNELS_PER_CONNECTION)
 
 
-class Staggered:
-    """A connection started `delay` seconds after the feed's start (OKX: 3 new connections/s per IP)."""
-
-    def __init__(self, conn: WsConnection, delay: float) -> None:
-        self.conn = conn
-        self.delay = delay
-        self._started = threading.Event()
-        self._stopped = threading.Event()
-        self._timer: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.delay <= 0:
-            self._start_now()
-            return
-        self._timer = threading.Thread(target=self._later, name="okx-stagger", daemon=True)
-        self._timer.start()
-
-    def _later(self) -> None:
-        if not self._stopped.wait(self.delay):
-            self._start_now()
-
-    def _start_now(self) -> None:
-        if not self._stopped.is_set():
-            self._started.set()
-            self.conn.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._started.is_set():
-            self.conn.stop()
-
-    def join(self, timeout: float) -> None:
-        if self._started.is_set():
-            self.conn.join(timeout)
-
-
 def _feed(ctx: FeedContext, kind: str) -> list[Source]:
     svc = ctx.service
     if svc.ping_interval >= SERVER_IDLE_CLOSE_S:
@@ -512,7 +475,7 @@ def _feed(ctx: FeedContext, kind: str) -> list[Source]:
     def connections(symbols: list[str]) -> list[Source]:
         streams[:] = [OkxStream(f"{inst_type.lower()}#{i}", svc.url, kind, chunk, info=info, ping_interval=svc.ping_interval)
                       for i, chunk in enumerate(connection_plan(symbols, kind)) if chunk]
-        return [Staggered(ctx.connection(stream), i * CONNECT_SPACING_S) for i, stream in enumerate(streams)]
+        return [ctx.connection(stream, start_delay=i * CONNECT_SPACING_S) for i, stream in enumerate(streams)]
 
     return [ctx.discovered(discover, connections)]
 

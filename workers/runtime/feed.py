@@ -64,11 +64,12 @@ class FeedContext:
         self.sink = sink
         self.log = logging.getLogger(service.service_id)
 
-    def connection(self, stream: WsStream) -> WsConnection:
-        """One WebSocket connection of this feed, with its configured silence and data windows."""
+    def connection(self, stream: WsStream, *, start_delay: float = 0.0) -> WsConnection:
+        """One WebSocket connection of this feed, with its configured silence and data windows; its first connect
+        waits `start_delay` seconds (spacing a feed's connections under an exchange's connections-per-second limit)."""
         svc = self.service
         return WsConnection(stream, self.sink, self.stats, silence_timeout=svc.silence_timeout, data_timeout=svc.data_timeout,
-                            max_connection_age=svc.max_connection_age)
+                            max_connection_age=svc.max_connection_age, start_delay=start_delay)
 
     def discovered(self, discover: Callable[[Rest], Sequence[str]], connections: Callable[[list[str]], Sequence[Source]]) -> Source:
         """Symbols found over REST every `discovery_interval` (`discover`), followed on the connections

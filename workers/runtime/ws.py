@@ -278,8 +278,10 @@ class WsConnection:
         backoff: Backoff | None = None,
         data_timeout: float = DEFAULT_DATA_TIMEOUT_S,
         max_connection_age: float | None = None,
+        start_delay: float = 0.0,
     ) -> None:
         self.stream = stream
+        self.start_delay = start_delay  # the first connect waits this long (an exchange's new-connections-per-second limit)
         self.sink = sink
         self.stats = stats
         self.silence_timeout = silence_timeout
@@ -348,6 +350,8 @@ class WsConnection:
     def _run(self) -> None:
         first = True
         planned = False
+        if self.start_delay > 0 and self._stopping.wait(self.start_delay):
+            return
         while not self._stopping.is_set():
             if not planned:  # a planned reconnect is not an outage: the state stays as it was
                 self.stats.state = CONNECTING if first else RECONNECTING
