@@ -4,7 +4,7 @@ PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo not-running install dev-install system-deps test-deps run test lint typecheck sim bench status clean
+.PHONY: demo not-running install dev-install system-deps test-deps run test faults lint typecheck sim bench status clean
 
 install: system-deps $(VENV)/.installed
 # Tests, simulator, linters: requirements-dev.txt on top of the runtime's.
@@ -29,6 +29,8 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	@# Feeds run with -OO (supervisord.conf): their bytecode cached up front, not compiled at each feed's first start.
+	$(VENV)/bin/python -OO -m compileall -q -j 0 $(VENV)/lib workers >/dev/null || true
 	touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt $(VENV)/.installed
@@ -54,8 +56,17 @@ not-running:
 	  echo "ltp is already running (see: $(VENV)/bin/supervisorctl -c supervisord.conf status; stop it: $(VENV)/bin/supervisorctl -c supervisord.conf shutdown)"; \
 	  exit 1; fi
 
+# The tests mostly wait (for servers, reconnects, TTLs), so TEST_WORKERS pytest-xdist processes pay even on
+# 2 cores; worksteal hands a worker that ran dry tests queued on another. TEST_WORKERS=0: one process, in
+# file order (debugging). The 25 slowest tests are listed at the end of every run (docs/testing.md).
+TEST_WORKERS ?= 4
 test: dev-install test-deps
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 $(PYTEST_ARGS)
+
+# The fault-injection suite alone, in one process: the figures of README's Reliability table come from
+# this run (production timing; no other test competes for the CPU).
+faults: dev-install
+	$(VENV)/bin/python -m pytest -q tests/reliability $(PYTEST_ARGS)
 
 lint: dev-install
 	$(VENV)/bin/ruff check .

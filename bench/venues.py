@@ -38,14 +38,35 @@ REFERENCE = "bybit_futures_orderbook"
 PACED_FRAMES_PER_S = 1000.0
 
 
-def _numbered(fmt: str) -> Callable[[int], list[str]]:
-    return lambda n: [fmt.format(i=i) for i in range(n)]
+Symbols = Callable[[Sim, int], list[str]]
+
+
+def _numbered(fmt: str) -> Symbols:
+    return lambda _sim, n: [fmt.format(i=i) for i in range(n)]
+
+
+def _deribit(kind: str) -> Symbols:
+    """The first n live instruments of that kind the simulator lists (names carry dates: read, not made up)."""
+    def listed(sim: Sim, n: int) -> list[str]:
+        names = []
+        for coin in ("BTC", "ETH"):
+            reply = requests.get(f"http://127.0.0.1:{sim.port}/deribit/api/v2/public/get_instruments",
+                                 params={"currency": coin, "kind": kind, "expired": "false"}, timeout=5).json()
+            names += [row["instrument_name"] for row in reply["result"]]
+        return names[:n]
+    return listed
 
 
 # Each feed's symbols at the benchmark's size: names its simulator lists. A feed missing here runs
 # with its exchanges.yaml symbols.
-SYMBOLS: dict[str, Callable[[int], list[str]]] = {
+SYMBOLS: dict[str, Symbols] = {
     REFERENCE: _numbered("SIM{i:03d}USDT"),
+    "binance_spot": _numbered("SIM{i:03d}USDT"),
+    "binance_futures": _numbered("SIM{i:03d}USDT"),
+    "deribit_futures": _deribit("future"),
+    "deribit_options": _deribit("option"),
+    "okx_spot": _numbered("SIM{i:03d}-USDT"),
+    "okx_swap": _numbered("SIM{i:03d}-USDT-SWAP"),
 }
 
 
@@ -91,8 +112,9 @@ def bench_feed(sim: Sim, redis_url: str, feed_id: str, n_symbols: int, seconds: 
     spec = registry.feed(feed_id)
     assert spec is not None, feed_id
     overrides: dict = {feed_id: {"enabled": True, "redis_prefix": feed_id}}
-    if feed_id in SYMBOLS:
-        overrides[feed_id].update(symbols=SYMBOLS[feed_id](n_symbols), selection={})
+    symbols = SYMBOLS[feed_id](sim, n_symbols) if feed_id in SYMBOLS else None
+    if symbols is not None:
+        overrides[feed_id].update(symbols=symbols, **({"selection": {}} if spec.kind == "option" else {}))
     config = sim_config(redis_url, sim.port, overrides=overrides)
     sim.set(rate_hz=5)
     prog = Program(feed_id, config, redis_url)
@@ -109,8 +131,8 @@ def bench_feed(sim: Sim, redis_url: str, feed_id: str, n_symbols: int, seconds: 
     finally:
         sim.set(rate_hz=5)
         prog.stop()
-    symbols = len(SYMBOLS[feed_id](n_symbols)) if feed_id in SYMBOLS else len(config_symbols(config, feed_id))
-    return {"feed": feed_id, "symbols": symbols, "topics": round(topics), "full": full, "paced": paced}
+    n = len(symbols if symbols is not None else config_symbols(config, feed_id))
+    return {"feed": feed_id, "symbols": n, "topics": round(topics), "full": full, "paced": paced}
 
 
 def config_symbols(config: dict, feed_id: str) -> list[str]:

@@ -9,6 +9,10 @@ symbols. The at-the-money strike is the one nearest the underlying's price:
 `underlying_price` (Bybit) else `index_price` (Delta), from the most recently
 updated contract of the chain. Bybit lists some strikes once per settle coin;
 one settle coin is shown at a time (`settle_coin`, default the most common).
+
+Prices: as the hash has them, except for coin-quoted options (Deribit), whose hashes also carry
+`mark_price_usd`, `best_bid_usd`, `best_ask_usd`: the chain then shows those, says so with
+`price_unit: "USD"` (None: the feed's own quote, as before) and keeps the coin mark in `mark_coin`.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from .values import num
 
 FIELDS = ("option_type", "strike_price", "underlying", "expiry", "settle_coin", "best_bid", "best_ask", "bid_size",
           "ask_size", "mark_price", "ltp", "implied_volatility", "bid_iv", "ask_iv", "delta", "gamma", "vega", "theta",
-          "open_interest", "underlying_price", "index_price", "recv_ts", "stale")
+          "open_interest", "underlying_price", "index_price", "recv_ts", "stale", "mark_price_usd", "best_bid_usd",
+          "best_ask_usd")
 _FIELD_LIST = list(FIELDS)  # redis-py's stubs take a list
 _LIST_FIELDS = ["option_type", "strike_price", "underlying", "expiry", "settle_coin"]  # enough to choose a chain
 _SIDE_NUMBERS = {"bid": "best_bid", "ask": "best_ask", "bid_size": "bid_size", "ask_size": "ask_size", "mark": "mark_price",
                  "ltp": "ltp", "iv": "implied_volatility", "bid_iv": "bid_iv", "ask_iv": "ask_iv", "delta": "delta",
                  "gamma": "gamma", "vega": "vega", "theta": "theta", "oi": "open_interest"}
+_USD_PRICES = {"bid": "best_bid_usd", "ask": "best_ask_usd", "mark": "mark_price_usd"}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -65,8 +71,12 @@ def _contract(symbol: str, raw: Mapping[str, str | None], now: float, stale_afte
     marker = raw.get("stale")
     side: dict[str, Any] = {"symbol": symbol, **{k: num(raw.get(f)) for k, f in _SIDE_NUMBERS.items()}, "age_s": age,
                             "stale": is_stale(marker, age, stale_after), "stale_reason": marker}
+    usd = raw.get("mark_price_usd") is not None
+    if usd:  # a coin-quoted option: USD prices in the table, the coin mark kept for a tooltip
+        side["mark_coin"] = side["mark"]
+        side.update({k: num(raw.get(f)) for k, f in _USD_PRICES.items()})
     return {**listed, "side": side, "recv_ts": recv_ts or 0.0, "spot": num(raw.get("underlying_price")),
-            "index": num(raw.get("index_price"))}
+            "index": num(raw.get("index_price")), "usd": usd}
 
 
 def _hmget(client: redis.Redis, prefix: str, symbols: Sequence[str], fields: list[str]) -> list[dict[str, str | None]]:
@@ -143,8 +153,9 @@ def assemble(selection: Mapping[str, Any], contracts: Sequence[dict[str, Any]], 
     expiry = selection["expiry"]
     days = (dt.date.fromisoformat(expiry) - dt.datetime.fromtimestamp(now, dt.UTC).date()).days if expiry else None
     head = {k: v for k, v in selection.items() if k != "symbols"}
+    price_unit = "USD" if any(c.get("usd") for c in contracts) else None
     return {**head, "days_to_expiry": days, "underlying_price": spot, "underlying_price_field": spot_field,
-            "atm_strike": atm, "time": now, "rows": rows}
+            "atm_strike": atm, "price_unit": price_unit, "time": now, "rows": rows}
 
 
 def build_chain(feed: str, contracts: Sequence[dict[str, Any]], underlying: str | None, expiry: str | None,

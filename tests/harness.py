@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import os
+import random
 import shutil
 import socket
 import ssl
@@ -32,10 +34,38 @@ from workers.runtime.supervisor_rpc import supervisor_proxy
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Ports handed to servers the tests start come from below Linux's ephemeral range (32768-60999), so no
+# outgoing connection's source port can take one between free_port() and the server's bind; under
+# pytest-xdist each worker draws from its own slice, so two workers never pick the same port.
+PORT_RANGE = (20000, 32000)
+
+
+def _port_slice() -> tuple[int, int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under pytest-xdist
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") else 0
+    size = (PORT_RANGE[1] - PORT_RANGE[0]) // max(count, 1)
+    return PORT_RANGE[0] + index * size, PORT_RANGE[0] + (index + 1) * size
+
+
+_PORT_SLICE = _port_slice()
+# A random start: two pytest runs at once (two worktrees) rarely walk the same ports in step.
+_next_port = itertools.count(random.randrange(_PORT_SLICE[1] - _PORT_SLICE[0]))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 nobody listens on; one process walks its whole slice before it hands a port out
+    again (a test may rely on a port staying closed)."""
+    lo, hi = _PORT_SLICE
+    for _ in range(hi - lo):
+        port = lo + next(_next_port) % (hi - lo)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port in {lo}-{hi}")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -18,6 +18,9 @@ EXCHANGES: dict[str, str] = {
     "delta": "workers.exchanges.delta",
     "coindcx": "workers.exchanges.coindcx",
     "hyperliquid": "workers.exchanges.hyperliquid",
+    "binance": "workers.exchanges.binance",
+    "deribit": "workers.exchanges.deribit",
+    "okx": "workers.exchanges.okx",
 }
 
 

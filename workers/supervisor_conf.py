@@ -19,10 +19,12 @@ DEFAULT_FILE = Path(__file__).resolve().parents[1] / "supervisord.conf"
 
 # Every feed runs the same way; its name is the feed id. startsecs/startretries: a feed that exits
 # within 2 s (a configuration error) is retried 3 times and then left FATAL, not restarted forever.
+# -OO: no docstrings (redis-py's command docs alone are megabytes): 3.6 MB less memory per feed process,
+# measured (bench/results.md); a feed reads no docstring and asserts nothing it needs.
 PROGRAM = """\
 [program:{feed_id}]
 ; {summary}
-command=python -m workers %(program_name)s
+command=python -OO -m workers %(program_name)s
 directory=%(here)s
 autostart=false
 autorestart=true

@@ -57,7 +57,10 @@
       : Number(v).toLocaleString("en-US", { maximumFractionDigits: a >= 1 ? 3 : 5 });
   }
 
-  function sideCells(side, itm, order) {
+  // A chain shown in USD whose contracts settle in a coin (not a USD stablecoin) was converted at the index.
+  const coinQuoted = (data) => data.settle_coin && !["USD", "USDC", "USDT"].includes(data.settle_coin);
+
+  function sideCells(side, itm, order, coin) {
     const s = side || {};
     const quote = el("td", "num quote m-only");
     quote.append(el("span", "bid", price(s.bid)), el("span", "ask", price(s.ask)));
@@ -67,6 +70,8 @@
       bid: el("td", "num bid d-only", price(s.bid)), ask: el("td", "num ask d-only", price(s.ask)), quote,
     };
     if (s.bid_iv !== null && s.bid_iv !== undefined) cells.iv.title = `bid IV ${pct(s.bid_iv, 1)} · ask IV ${pct(s.ask_iv, 1)}`;
+    // Coin-quoted options (Deribit) are shown in USD; the exchange's own coin price on hover.
+    if (s.mark_coin !== null && s.mark_coin !== undefined) cells.mark.title = `mark ${price(s.mark_coin)}${coin ? ` ${coin}` : ""} as quoted`;
     return order.map((k) => {
       const c = cells[k];
       if (itm) c.classList.add("itm");
@@ -87,8 +92,8 @@
       const strike = el("td", "c strike", num(r.strike));
       if (r.atm) strike.append(el("span", "atm__tag", "ATM"));
       if (r.stale) strike.append(el("span", "tag tag--stale", "stale"));
-      tr.append(...sideCells(r.call, spot !== null && r.strike < spot, ["oi", "delta", "iv", "mark", "bid", "ask", "quote"]), strike,
-        ...sideCells(r.put, spot !== null && r.strike > spot, ["quote", "bid", "ask", "mark", "iv", "delta", "oi"]));
+      tr.append(...sideCells(r.call, spot !== null && r.strike < spot, ["oi", "delta", "iv", "mark", "bid", "ask", "quote"], data.settle_coin), strike,
+        ...sideCells(r.put, spot !== null && r.strike > spot, ["quote", "bid", "ask", "mark", "iv", "delta", "oi"], data.settle_coin));
       return tr;
     });
     body.replaceChildren(...rows);
@@ -109,6 +114,7 @@
     const info = data.underlying
       ? `${data.underlying} ${num(data.underlying_price)} (${data.underlying_price_field || "no price yet"}) · ATM ${num(data.atm_strike)} · ` +
         `expiry ${data.expiry} (${data.days_to_expiry} d) · ${data.rows.length} strikes${data.settle_coin ? ` · settle ${data.settle_coin}` : ""}` +
+        `${data.price_unit ? ` · prices in ${data.price_unit}${coinQuoted(data) ? ` (quoted in ${data.settle_coin}, × index)` : ""}` : ""}` +
         `${stale ? ` · ${stale} stale` : ""}`
       : `${data.feed} has no contracts in Redis yet`;
     setText($("#chain-info"), info);

@@ -161,3 +161,29 @@ def test_chain_page(browser, make_supervisor, shots):
     assert phone.locator("#chain").evaluate("e => e.getBoundingClientRect().width") <= 390
     phone.screenshot(path=str(shots / "chain-phone.png"), full_page=True)
     assert not errors, errors
+
+
+def test_deribit_chain_page_in_usd(browser, make_supervisor, shots):
+    """Deribit quotes options in BTC: the chain shows USD, says so, and keeps the coin mark on hover."""
+    sv = make_supervisor(overrides={"deribit_options": {"discovery_interval": 0.5}})
+    sv.rpc().supervisor.startProcess("deribit_options", True)
+    url = _panel(sv)
+
+    def ready():
+        body = requests.get(f"{url}/api/chain/deribit_options", timeout=2).json()
+        rows = body.get("rows") or []
+        return len(rows) >= 3 and all(r["call"] and r["put"] and r["call"]["iv"] for r in rows) and body["atm_strike"]
+    wait_for(ready, 40, 0.5)
+
+    errors: list[str] = []
+    page = _page(browser, 1280, errors)
+    page.goto(f"{url}/chain?feed=deribit_options")
+    expect(page.locator("#chain tbody tr.atm")).to_have_count(1, timeout=10_000)
+    expect(page.locator("#chain-info")).to_contain_text("settle BTC · prices in USD (quoted in BTC, × index)")
+    mark = page.locator("#chain tbody tr.atm td.opt").nth(2)  # calls: OI, Δ, mark
+    expect(mark).to_have_attribute("title", re.compile(r"^mark 0\.\d+ BTC as quoted$"))
+    assert float(mark.text_content().replace(",", "")) > 100  # USD, not BTC
+    expect(page.locator("#smile polyline.smile__line--call")).to_have_count(1)
+    expect(page.locator("#smile polyline.smile__line--put")).to_have_count(1)
+    page.screenshot(path=str(shots / "chain-desktop-deribit.png"), full_page=True)
+    assert not errors, errors

@@ -34,24 +34,19 @@ from workers.exchanges.common import decimal_str, decode_object
 from workers.runtime.declare import SPOT, Exchange, Feed
 from workers.runtime.markets import Market, market, split_quote
 from workers.runtime.model import IGNORED, Control, Update
+from workers.runtime.stream import WsStream
 
 if TYPE_CHECKING:
     from workers.runtime.feed import FeedContext, Source
 
 
-class ToyStream:
-    binary_ok = False
-    silence_timeout = None
-
+class ToyStream(WsStream):
     def __init__(self, url: str, symbols: list[str]) -> None:
         self.name, self.url, self.symbols, self.ping_interval = "toy#0", url, symbols, None
 
     def on_connect(self) -> list[str]:
         import json
         return [json.dumps({"op": "sub", "symbols": self.symbols})]
-
-    def ping_frame(self) -> str | None:
-        return None
 
     def parse(self, raw: bytes) -> list[Update] | Control:
         msg = decode_object(raw)
@@ -152,7 +147,7 @@ def test_a_toy_exchange_added_the_documented_way_shows_up_everywhere(tmp_path):
     gen = _run(tree, "-m", "workers.supervisor_conf")
     assert gen.returncode == 0, gen.stderr
     conf = (tree / "supervisord.conf").read_text()
-    assert "[program:toy_spot]\n; toy trades\ncommand=python -m workers %(program_name)s\n" in conf
+    assert "[program:toy_spot]\n; toy trades\ncommand=python -OO -m workers %(program_name)s\n" in conf
     assert conf.count("[program:") == (ROOT / "supervisord.conf").read_text().count("[program:") + 1
 
     port_file = tmp_path / "sim.port"

@@ -1,7 +1,7 @@
 """A module-wide system for the panel API tests: real redis-server, simulator and supervisord.
 
 Starting supervisord once per module (not per test) keeps the suite quick;
-each test leaves the feeds stopped.
+each test leaves the feeds stopped and starts on an empty Redis.
 """
 
 from __future__ import annotations
@@ -29,8 +29,16 @@ class System:
     client: FlaskClient
 
 
+@pytest.fixture
+def system(module_system: System) -> System:
+    """The module's system with Redis emptied: no test sees the counters, status hashes or data that an
+    earlier one left, whatever the order (each test leaves the feeds stopped)."""
+    module_system.redis.client().flushdb()
+    return module_system
+
+
 @pytest.fixture(scope="module")
-def system() -> Iterator[System]:
+def module_system() -> Iterator[System]:
     redis_server = RedisServer().start()
     sim = Simulator(rate_hz=20.0).start()
     sv = Supervisor(sim_config(redis_server.url, sim.port), redis_server.url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlpanel import PanelSettings, create_app
+from controlpanel import PanelSettings, chain, create_app
 from tests.harness import wait_for
 from workers.runtime.config import load_config
 
@@ -66,7 +66,8 @@ def test_chains_of_both_option_feeds(make_supervisor, redis_server):
     for feed in ("bybit_spot", "nope"):
         resp = c.get(f"/api/chain/{feed}")
         assert resp.status_code == 404 and resp.get_json() | {"message": ""} == {
-            "error": "unknown_feed", "message": "", "allowed": list(OPTION_FEEDS)}
+            "error": "unknown_feed", "message": "", "allowed": chain.chain_feeds(load_config(sv.config_path))}
+    assert set(OPTION_FEEDS) <= set(chain.chain_feeds(load_config(sv.config_path)))
 
     # listing fields are read once per contract: a repeated request reads only the chosen chain's hashes
     first = c.get("/api/chain/bybit_options").get_json()
@@ -81,3 +82,25 @@ def test_chains_of_both_option_feeds(make_supervisor, redis_server):
     sv.ctl("stop", "delta_options")
     stale = wait_for(lambda: (b := c.get("/api/chain/delta_options").get_json()) and all(r["stale"] for r in b["rows"]) and b, 10)
     assert stale["rows"][0]["call"]["stale_reason"].startswith("stopped")
+
+
+def test_deribit_chain_is_shown_in_usd_with_the_coin_price_kept(make_supervisor, redis_server):
+    """Deribit quotes options in the coin: the chain shows the hashes' *_usd prices and says so."""
+    sv = make_supervisor(overrides={"deribit_options": {"discovery_interval": 0.5}})
+    sv.rpc().supervisor.startProcess("deribit_options", True)
+    app = create_app(load_config(sv.config_path), sv.server_url, settings=PanelSettings())
+    c = app.test_client()
+    ch = wait_for(lambda: _full(c, "deribit_options"), 40, 0.5)
+    assert ch["price_unit"] == "USD" and ch["settle_coin"] == "BTC" and ch["underlying_price_field"] == "underlying_price"
+    r = redis_server.client()
+    at = next(row for row in ch["rows"] if row["atm"])
+    side = at["call"]
+    assert 0 < side["mark_coin"] < 1 and side["mark"] > 100  # BTC as quoted, USD as shown
+    index = float(r.hget(f"deribit_options:{side['symbol']}", "index_price"))
+    assert abs(side["mark"] - side["mark_coin"] * index) < side["mark"] * 0.01  # same frame's index, rounding only
+    assert side["bid"] < side["mark"] < side["ask"]
+    # A hash without *_usd prices (every other feed's) is shown as it is: no unit claimed, no coin price.
+    plain = chain._contract("X", {"option_type": "CALL", "strike_price": "1", "underlying": "BTC", "expiry": "2030-01-01",
+                                  "mark_price": "5"}, 0, 60)
+    assert plain is not None and plain["usd"] is False and "mark_coin" not in plain["side"] and plain["side"]["mark"] == 5
+    assert chain.assemble({"expiry": "2030-01-01"}, [plain], 0)["price_unit"] is None

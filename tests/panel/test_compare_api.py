@@ -113,7 +113,9 @@ def test_compare_every_feed_with_inr_conversion_funding_basis_and_errors(make_su
     body = c.get("/api/compare").get_json()
     stats = r.info("commandstats")
     markets = sum(len(u["rows"]) + len(u["apart"]) for u in body["underlyings"])
-    assert stats["cmdstat_smembers"]["calls"] == len(feeds) == 9
+    # every configured spot or derivative feed, disabled ones too (binance_spot, binance_futures, deribit_futures,
+    # okx_spot, okx_swap)
+    assert stats["cmdstat_smembers"]["calls"] == len(feeds) == 14
     assert stats["cmdstat_hmget"]["calls"] == markets + 1
     assert not {"cmdstat_keys", "cmdstat_scan", "cmdstat_hgetall"} & set(stats)
 
@@ -122,6 +124,25 @@ def test_compare_every_feed_with_inr_conversion_funding_basis_and_errors(make_su
     assert all(row["stale"] for row in stale["rows"]) and _row(stale, "bybit_spot", "BTCUSDT")["stale_reason"].startswith("stopped")
     assert stale["highlights"] == {"ltp_spread": None, "funding_diff": None}
     assert stale["fx"]["stale"]
+
+
+def test_deribit_perpetual_in_compare(make_supervisor, redis_server):
+    """deribit_futures (disabled by default, started by hand): an inverse perpetual quoted in USD, its
+    8-hour funding figure normalised like the others, no funding time (Deribit funds continuously)."""
+    sv = make_supervisor(overrides={"deribit_futures": {"discovery_interval": 0.5}})
+    assert "started" in sv.ctl("start", "deribit_futures", "bybit_spot")
+    c = create_app(load_config(sv.config_path), sv.server_url, settings=PanelSettings()).test_client()
+
+    def ready() -> dict | None:
+        body = c.get("/api/compare/BTC").get_json()
+        rows = [r for r in body["rows"] if r["feed"] == "deribit_futures"]
+        return rows[0] if rows and rows[0]["ltp"] and rows[0]["funding"]["rate"] is not None and rows[0]["basis"] else None
+    row = wait_for(ready, 30, 0.5)
+    assert (row["symbol"], row["kind"], row["quote"]) == ("BTC-PERPETUAL", "perpetual", "USD")
+    f = row["funding"]
+    assert (f["interval_hours"], f["interval_source"], f["next_funding_time"]) == (8, "field", None)
+    assert math.isclose(f["rate_8h"], f["rate"]) and math.isclose(f["annualised"], f["rate"] * 3 * 365)
+    assert row["basis"]["reference"]["feed"] == "bybit_spot"
 
 
 def test_pages_and_openapi_describe_the_trader_views():

@@ -3,7 +3,8 @@ username and password (its [inet_http_server]). Real supervisord, real Redis, re
 
 Node a runs bybit_spot and has delta_spot; node b runs hyperliquid_spot and has delta_futures_ltp and a
 non-feed program `helper`; both define delta_options (a sleeper, for the conflict check). Each test leaves
-the programs as it found them; the last one crashes node b (kill -9 of supervisord and its programs).
+the programs as it found them; the one that crashes node b (kill -9 of supervisord and its programs) has
+a cluster of its own.
 """
 
 from __future__ import annotations
@@ -119,7 +120,16 @@ def _feed(sid: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    tmp = tmp_path_factory.mktemp("multinode")
+    yield from _cluster(tmp_path_factory.mktemp("multinode"))
+
+
+@pytest.fixture
+def own_cluster(tmp_path_factory) -> Iterator[Cluster]:
+    """A cluster for a test that crashes a node: the module's stays whole, whatever order the tests run in."""
+    yield from _cluster(tmp_path_factory.mktemp("multinode-crash"))
+
+
+def _cluster(tmp: Path) -> Iterator[Cluster]:
     redis_server = RedisServer().start()
     sim = Simulator(rate_hz=20.0).start()
     config_path = tmp / "exchanges.yaml"
@@ -131,6 +141,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     b = Node({"hyperliquid_spot": (_feed("hyperliquid_spot"), True), "delta_futures_ltp": (_feed("delta_futures_ltp"), False),
               "delta_options": (SLEEPER, False), "helper": (SLEEPER, True)}, env, inet_port=free_port())
     leftovers: list[int] = []
+    previous_pw: str | None = None
     try:
         a.start()
         b.start()
@@ -139,11 +150,13 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             {"name": "a", "url": a.unix_url},
             {"name": "b", "url": f"http://127.0.0.1:{b.inet_port}", "username": "ltp", "password_env": "LTP_TEST_NODE_B_PW"},
         ]}))
+        previous_pw = os.environ.get("LTP_TEST_NODE_B_PW")  # a module's cluster and a test's own may overlap
         os.environ["LTP_TEST_NODE_B_PW"] = PASSWORD
         app = create_app(load_config(config_path), settings=PanelSettings(rate_burst=1000, nodes_file=str(nodes_file)))
         yield Cluster(redis_server, a, b, load_config(config_path), nodes_file, app.test_client())
     finally:
-        os.environ.pop("LTP_TEST_NODE_B_PW", None)
+        if previous_pw is None:
+            os.environ.pop("LTP_TEST_NODE_B_PW", None)
         for node in (a, b):
             if node.proc and node.proc.poll() is None:
                 leftovers += [p["pid"] for p in node.rpc().supervisor.getAllProcessInfo() if p["pid"]]
@@ -315,7 +328,8 @@ def _has_dead_mark(r, prefix: str) -> bool:
                for m in r.smembers(f"ltp:symbols:{prefix}"))
 
 
-def test_killing_one_node_leaves_the_other_working_and_health_degraded(cluster, browser, shots):
+def test_killing_one_node_leaves_the_other_working_and_health_degraded(own_cluster, browser, shots):
+    cluster = own_cluster
     c, r = cluster.client, cluster.redis.client()
     wait_for(lambda: _svc(_status(c), "hyperliquid_spot")["delivering"], 30)
     assert r.scard("ltp:symbols:hyperliquid_spot") > 0

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.exchanges import bybit, delta
+from workers.exchanges import binance, bybit, delta, deribit, okx
+from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.model import Control, ParseError, Update
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -25,6 +26,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 SYM = "BTCUSDT"
 OPT = "BTC-27DEC24-65000-C"
 DOPT = "C-BTC-65000-271224"
+ROPT = "BTC-27DEC26-100000-C"
 
 
 def bybit_streams():
@@ -45,10 +47,31 @@ def delta_streams():
     }
 
 
-STREAMS = {**bybit_streams(), **delta_streams()}
+def binance_streams():
+    return {"binance_spot": binance.spot_streams("ws://x", [SYM, "ETHUSDT"])[0],
+            "binance_futures_market": binance.futures_streams("ws://x", [SYM])[0],
+            "binance_futures_public": binance.futures_streams("ws://x", [SYM])[1]}
 
 
-DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread"}
+def okx_streams():
+    return {
+        "okx_spot": okx.OkxStream("s", "ws://x", SPOT, ["BTC-USDT", "ETH-USDT"]),
+        "okx_swap": okx.OkxStream("w", "ws://x", DERIVATIVE, ["BTC-USDT-SWAP", "BTC-USD-SWAP"],
+                                  info={"BTC-USD-SWAP": okx.SwapInfo("BTC-USD", True, 100.0)}),
+    }
+
+
+def deribit_streams():
+    return {
+        "deribit_options": deribit.DeribitStream("o", "ws://x", [ROPT, "XRP_USDC-30JUN23-0d625-C"]),
+        "deribit_futures": deribit.DeribitStream("f", "ws://x", ["BTC-PERPETUAL", "BTC-27DEC26", "BTC_USDC-PERPETUAL"]),
+    }
+
+
+STREAMS = {**bybit_streams(), **delta_streams(), **binance_streams(), **deribit_streams(), **okx_streams()}
+
+
+DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread", "best_bid_usd", "best_ask_usd"}
 
 
 def check(stream, raw: bytes) -> None:
@@ -155,6 +178,81 @@ def delta_frames(draw):
     return {"type": draw(st.sampled_from(["heartbeat", "pong", "unsubscribed"]) | hostile)}
 
 
+@st.composite
+def binance_frames(draw):
+    """Binance events (raw or in the combined wrapper), acks and error replies with hostile values."""
+    kind = draw(st.sampled_from(["trade", "aggTrade", "bookTicker", "spotBook", "24hrTicker", "markPriceUpdate",
+                                 "serverShutdown", "ack", "error"]))
+    if kind == "ack":
+        return {"result": draw(hostile), "id": draw(st.integers(-1, 3) | hostile)}
+    if kind == "error":
+        return {"code": draw(hostile), "msg": draw(hostile), "id": draw(st.integers(-1, 3) | hostile)}
+    names = ["s", "E", "T", "p", "q", "b", "B", "a", "A", "u", "v", "h", "l", "o", "P", "i", "r"]
+    msg = {f: draw(hostile) for f in draw(st.lists(st.sampled_from(names), unique=True))}
+    if draw(st.booleans()):
+        msg["s"] = draw(st.sampled_from([SYM, "ETHUSDT", "btcusdt"]))
+    if kind != "spotBook":
+        msg["e"] = kind
+    else:
+        msg["u"] = draw(st.integers(0, 2**63) | hostile)
+    if draw(st.booleans()):
+        return {"stream": draw(hostile), "data": msg}
+    return msg
+
+
+@st.composite
+def deribit_frames(draw):
+    """Deribit JSON-RPC frames (ticker and trades pushes, heartbeats, replies) with hostile values."""
+    kind = draw(st.sampled_from(["ticker", "trades", "heartbeat", "reply"]))
+    sym = draw(st.sampled_from([ROPT, "BTC-PERPETUAL", "BTC-27DEC26", "BTC_USDC-PERPETUAL"]) | hostile)
+    if kind == "heartbeat":
+        return {"jsonrpc": "2.0", "method": "heartbeat", "params": draw(st.fixed_dictionaries(
+            {"type": st.sampled_from(["test_request", "heartbeat"]) | hostile}) | hostile)}
+    if kind == "reply":
+        body = draw(st.fixed_dictionaries({"result": hostile | st.lists(st.sampled_from(
+            [f"ticker.{ROPT}.100ms", "ticker.BTC-PERPETUAL.100ms"]) | hostile, max_size=4)})
+            | st.fixed_dictionaries({"error": st.fixed_dictionaries({"code": st.sampled_from([10028, 11050]) | hostile,
+                                                                     "message": hostile}) | hostile}))
+        return {"jsonrpc": "2.0", "id": draw(st.integers(0, 4) | hostile), **body}
+    channel = draw(st.just(f"{kind}.{sym}.100ms") | hostile)
+    if kind == "trades":
+        trade = {f: draw(hostile) for f in draw(st.lists(st.sampled_from(["price", "timestamp", "amount"]), unique=True))}
+        trade["instrument_name"] = draw(st.just(sym) | hostile)
+        data = draw(st.lists(st.just(trade) | hostile, max_size=3) | hostile)
+    else:
+        fields = ["mark_price", "index_price", "best_bid_price", "best_ask_price", "best_bid_amount", "best_ask_amount",
+                  "open_interest", "mark_iv", "bid_iv", "ask_iv", "underlying_price", "funding_8h", "stats", "greeks", "timestamp"]
+        data = {f: draw(hostile | st.floats(allow_nan=False, allow_infinity=False, min_value=1e290, max_value=1e300))
+                for f in draw(st.lists(st.sampled_from(fields), unique=True))}
+        data["instrument_name"] = draw(st.just(sym) | hostile)
+        data["timestamp"] = draw(st.integers(1, 2**63) | hostile)
+        data["greeks"] = draw(st.fixed_dictionaries({g: hostile for g in ("delta", "gamma", "theta")}) | hostile)
+        data["stats"] = draw(st.fixed_dictionaries({s: hostile for s in ("volume", "high", "price_change", "volume_usd")}) | hostile)
+    return {"jsonrpc": "2.0", "method": "subscription", "params": draw(st.fixed_dictionaries(
+        {"channel": st.just(channel), "data": st.just(data)}) | hostile)}
+
+
+@st.composite
+def okx_frames(draw):
+    """OKX pushes ({"arg","data":[..]}) and events (acks, errors, notices) with hostile values."""
+    kind = draw(st.sampled_from(["tickers", "trades", "mark-price", "index-tickers", "funding-rate", "open-interest",
+                                 "event"]))
+    if kind == "event":
+        return {"event": draw(st.sampled_from(["subscribe", "error", "notice", "unsubscribe"]) | hostile),
+                "arg": draw(st.fixed_dictionaries({"channel": hostile, "instId": hostile}) | hostile),
+                "code": draw(st.sampled_from(["60018", "64008", "60012"]) | hostile),
+                "msg": draw(st.sampled_from(["channel:tickers,instId:BTC-USDT doesn't exist",
+                                             "Wrong URL or channel:index-tickers,instId:BTC-USD doesn't exist"])
+                            | hostile | st.text(string.printable))}
+    inst = draw(st.sampled_from(["BTC-USDT", "BTC-USDT-SWAP", "BTC-USD-SWAP", "BTC-USD"]) | hostile)
+    fields = ["instId", "last", "askPx", "askSz", "bidPx", "bidSz", "open24h", "high24h", "low24h", "vol24h", "volCcy24h",
+              "px", "sz", "markPx", "idxPx", "fundingRate", "fundingTime", "nextFundingTime", "oi", "oiCcy", "oiUsd"]
+    row = {f: draw(hostile | numbers_as_text) for f in draw(st.lists(st.sampled_from(fields), unique=True))}
+    row["ts"] = draw(st.integers(1, 10**16).map(str) | numbers_as_text | hostile)
+    return {"arg": draw(st.just({"channel": kind, "instId": inst}) | hostile),
+            "data": draw(st.just([row]) | st.lists(hostile, max_size=2) | hostile)}
+
+
 # -- properties ---------------------------------------------------------------------------
 
 
@@ -171,7 +269,7 @@ def test_arbitrary_json(stream, value):
 
 
 @FUZZ
-@given(frame=bybit_frames() | delta_frames())
+@given(frame=bybit_frames() | delta_frames() | binance_frames() | deribit_frames() | okx_frames())
 def test_structured_but_wrong_frames(stream, frame):
     check(stream, json.dumps(frame).encode())
 
@@ -193,8 +291,19 @@ HOSTILE_EXAMPLES = [
     b'{"type":"trades","sy":"BTCUSD","p":"-5","t":1775800366578410,"ts":1}',  # negative trade price
     b'{"type":"trades","sy":"BTCUSD","p":"1","t":"1' + b"0" * 400 + b'","ts":1}',
     b'{"type":"product_updates","event":"start_auction","product":[{"symbol":"BTCUSD"}],"timestamp":{}}',
+    b"pong",
+    b'{"arg":{"channel":"tickers","instId":"BTC-USDT-SWAP"},"data":[{"last":"1e300","volCcy24h":"1e300","ts":"1"}]}',
+    b'{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"last":"1","open24h":"1e-320","ts":"1"}]}',
+    b'{"arg":{"channel":"funding-rate","instId":"BTC-USD-SWAP"},"data":[{"fundingTime":"9","nextFundingTime":"1'
+    + b"0" * 30 + b'","ts":"1"}]}',
+    b'{"event":"error","code":"60018","msg":"channel:index-tickers,instId:NOPE doesn\'t exist"}',
     b'{"topic":"orderbook.50.BTCUSDT","ts":"1772694601512","type":"delta","data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":1}}',
     b'{"topic":"orderbook.1.BTCUSDT","ts":"1772694601512","type":"snapshot","data":{"s":"BTCUSDT","b":[["2","1"]],"a":[["1","1"]],"u":9}}',
+    b'{"e":"trade","E":1,"s":"BTCUSDT","p":"1' + b"0" * 400 + b'"}',
+    b'{"e":"markPriceUpdate","E":1,"s":"BTCUSDT","p":"1","i":"1","r":"","T":99999999999999999999}',
+    b'{"u":1,"s":"BTCUSDT","b":"NaN","B":"1","a":"1","A":"1"}',
+    b'{"stream":"btcusdt@trade","data":{"stream":"x","data":{"e":"trade"}}}',
+    b'{"code":2,"msg":{"deep":[1]},"id":[1]}',
 ]
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from workers import registry
 from workers.registry import feeds
 from workers.runtime.config import ConfigError, load_config, parse_config
 
@@ -60,9 +61,9 @@ def test_unknown_service_and_exchange_list_what_is_allowed():
     data["exchanges"]["bybit"]["services"]["bybit_spott"] = data["exchanges"]["bybit"]["services"]["bybit_spot"]
     assert "bybit_spot, bybit_futures_orderbook" in error_of(data)
     data = base()
-    data["exchanges"]["binance"] = {}
+    data["exchanges"]["kraken"] = {}
     msg = error_of(data)
-    assert "exchanges.binance: unknown exchange" in msg and "bybit, coindcx, delta, hyperliquid" in msg
+    assert "exchanges.kraken: unknown exchange" in msg and ", ".join(sorted(registry.EXCHANGES)) in msg
 
 
 def test_endpoint_must_name_a_defined_endpoint():
@@ -120,3 +121,12 @@ def test_missing_file_and_bad_yaml_say_what_to_do(tmp_path):
 def test_unknown_service_lookup_lists_configured_ones():
     with pytest.raises(ConfigError, match="no service 'delta_spot' is configured.*bybit_spot"):
         parse_config(base()).service("delta_spot")
+
+
+def test_max_connection_age_is_optional_and_bounded():
+    assert parse_config(base()).service("bybit_spot").max_connection_age is None
+    data = base()
+    data["exchanges"]["bybit"]["services"]["bybit_spot"]["max_connection_age"] = 2
+    assert parse_config(data).service("bybit_spot").max_connection_age == 2.0
+    data["exchanges"]["bybit"]["services"]["bybit_spot"]["max_connection_age"] = 0
+    assert "bybit_spot.max_connection_age" in error_of(data)

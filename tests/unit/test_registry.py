@@ -16,7 +16,7 @@ FEEDS = registry.feeds()
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIFORM = {
-    "command": "python -m workers %(program_name)s",
+    "command": "python -OO -m workers %(program_name)s",
     "directory": "%(here)s",
     "autostart": "false",
     "stdout_logfile": "%(here)s/logs/%(program_name)s.log",

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from orjson import dumps, loads
 
-from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
+from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe, unwrap
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.chain import ChainRule, Contract
 from workers.runtime.config import ConfigError
@@ -49,8 +49,8 @@ from workers.runtime.model import (
     ParseError,
     Update,
 )
-from workers.runtime.paging import unwrap
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms, now_ms
 
 if TYPE_CHECKING:
@@ -122,11 +122,10 @@ def fraction_to_percent(value: Any, name: str) -> str:
     return percent_from_fraction(decimal_str(value, name))  # raises, with decimal_str's words
 
 
-class BybitStream:
+class BybitStream(WsStream):
     """One Bybit public connection: a category, its topics, and the frame dispatch."""
 
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
+    can_resubscribe = True
 
     def __init__(self, name: str, url: str, category: str, topics: list[str], ping_interval: float = 20.0) -> None:
         self.name = name
@@ -595,7 +594,7 @@ def _v5_ok(body: dict) -> bool:
 
 
 def result_of(body: Any, url: str) -> dict:
-    """The `result` of a V5 reply ({retCode, retMsg, result}), or RestError."""
+    """The `result` of a V5 reply ({retCode, retMsg, result}), or ParseError."""
     result: dict = unwrap(body, url, _v5_ok)
     return result
 
@@ -699,7 +698,7 @@ def options(ctx: FeedContext) -> list[Source]:
         now = now_ms()
         prices = {}
         for coin in rule.underlyings if rule.strike_range_pct else ():
-            price = last_price(rest.get(f"{rest_url}{TICKERS_PATH}", spot_ticker_params(coin)))
+            price = rest.get_parsed(f"{rest_url}{TICKERS_PATH}", spot_ticker_params(coin), last_price)
             if price:
                 prices[coin] = price
         chosen, no_price = rule.select(contracts, prices, now)

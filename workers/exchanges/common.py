@@ -1,9 +1,9 @@
-"""Field checks shared by the exchange protocol modules (pure functions, no I/O)."""
+"""Field and reply checks shared by the exchange protocol modules (pure functions, no I/O)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,14 @@ from orjson import loads
 from workers.runtime.model import ParseError
 
 _NAN = float("nan")
+
+
+def unwrap(body: Any, what: str, ok: Callable[[dict], bool], key: str = "result") -> Any:
+    """body[key] of a JSON object reply that `ok` accepts (an exchange's "success" envelope), else
+    ParseError naming `what` (the endpoint) and the reply."""
+    if not isinstance(body, dict) or not ok(body) or key not in body:
+        raise ParseError("bad_reply", f"{what}: unexpected answer {str(body)[:100]}")
+    return body[key]
 
 
 def percent_to_fraction(value: str) -> str:

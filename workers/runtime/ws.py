@@ -29,7 +29,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 import websocket
 
@@ -38,13 +37,13 @@ from .backoff import Backoff
 from .model import Control, ParseError
 from .sink import RedisSink
 from .stats import CONNECTING, RECONNECTING, SUBSCRIBED, FeedStats
+from .stream import DEFAULT_DATA_TIMEOUT_S, WsStream
 from .wsframe import BINARY, CLOSE, OVERSIZED, PING, TEXT, FrameDecoder, ProtocolError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_NORMAL = struct.pack("!H", 1000)
-DEFAULT_DATA_TIMEOUT_S = 120.0
 KEEPALIVE_LOCK_WAIT_S = 0.2  # the keepalive thread never waits longer for the send lock
 RECV_BYTES = 65536
 
@@ -264,28 +263,9 @@ def connection_error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class WsStream(Protocol):
-    """What an exchange module provides for one connection (pure: no I/O)."""
-
-    name: str
-    url: str
-    ping_interval: float | None
-    binary_ok: bool
-    # Read on every watchdog tick: a protocol that learns its heartbeat window from the server
-    # (socket.io's pingInterval + pingTimeout) sets it after connecting; None = the configured one.
-    silence_timeout: float | None
-
-    def on_connect(self) -> list[str]:
-        """Reset per-connection state; return the frames to send (subscribe requests)."""
-
-    def ping_frame(self) -> str | None:
-        """The application-level heartbeat frame, or None if the exchange needs none."""
-
-    def parse(self, raw: bytes) -> list[model.Update] | Control:
-        """Turn a frame (UTF-8 text as bytes) into updates or a control event; raise ParseError for bad frames."""
-
-
 class WsConnection:
+    discovers_symbols = False  # a Source of the configured symbols (feed.Source)
+
     def __init__(
         self,
         stream: WsStream,
@@ -296,9 +276,12 @@ class WsConnection:
         connect_timeout: float = 10.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         backoff: Backoff | None = None,
-        data_timeout: float | None = None,
+        data_timeout: float = DEFAULT_DATA_TIMEOUT_S,
+        max_connection_age: float | None = None,
+        start_delay: float = 0.0,
     ) -> None:
         self.stream = stream
+        self.start_delay = start_delay  # the first connect waits this long (an exchange's new-connections-per-second limit)
         self.sink = sink
         self.stats = stats
         self.silence_timeout = silence_timeout
@@ -307,9 +290,14 @@ class WsConnection:
         self.backoff = backoff or Backoff()
         self.send_timeout = connect_timeout  # a send with no room for this long: the server reads nothing
         # Pongs are not data: a connection with no data frame of any subscribed channel for this long is
-        # re-subscribed, and dropped after as long again. Per feed: the argument, else the stream's own
-        # `data_timeout` (quiet channels need more), else DEFAULT_DATA_TIMEOUT_S.
-        self.data_timeout = data_timeout or getattr(stream, "data_timeout", None) or DEFAULT_DATA_TIMEOUT_S
+        # re-subscribed (if the stream can), and dropped after as long again. Per feed (`data_timeout`).
+        self.data_timeout = data_timeout
+        # Exchanges that cut every connection at a fixed age (Binance: 24 h) declare a shorter
+        # `max_connection_age_s` on the stream: the connection is then replaced before the cut, at once
+        # and without a state change or error (a planned reconnect). The argument overrides it (tests).
+        self.max_connection_age: float | None = max_connection_age or stream.max_connection_age_s
+        self._connected_at = time.monotonic()
+        self._planned = False  # the current connection ends by plan (age, the server's shutdown notice)
         self._last_data = time.monotonic()
         self._data_resubscribed = False
         self._resubscribe_due = False
@@ -361,8 +349,13 @@ class WsConnection:
 
     def _run(self) -> None:
         first = True
+        planned = False
+        if self.start_delay > 0 and self._stopping.wait(self.start_delay):
+            return
         while not self._stopping.is_set():
-            self.stats.state = CONNECTING if first else RECONNECTING
+            if not planned:  # a planned reconnect is not an outage: the state stays as it was
+                self.stats.state = CONNECTING if first else RECONNECTING
+            planned = False
             self._got_data = False
             self._close_reason = ""
             try:
@@ -386,6 +379,10 @@ class WsConnection:
                 break
             first = False
             self.stats.reconnects += 1
+            if self._planned:
+                self._planned, planned = False, True
+                self.log.info("%s; reconnecting to %s now", self._close_reason, self.stream.url)
+                continue
             self.stats.state = RECONNECTING
             if self._got_data:
                 self.backoff.reset()  # a healthy connection starts the backoff over
@@ -418,7 +415,7 @@ class WsConnection:
         if not isinstance(raw, ssl.SSLSocket):  # over TLS, `nonblocking_sends_wait` bounds sends (below)
             ws._send = bounded_send(raw, self.send_timeout, self._stopping)  # type: ignore[method-assign,assignment]
         self._connected = True
-        self._last_frame = self._last_ping = self._last_data = time.monotonic()
+        self._last_frame = self._last_ping = self._last_data = self._connected_at = time.monotonic()
         self._data_resubscribed = self._resubscribe_due = False
         frames = self.stream.on_connect()
         self.log.info("connected to %s; sending %d subscribe request(s)", self.stream.url, len(frames))
@@ -519,10 +516,7 @@ class WsConnection:
         return True
 
     def _resubscribe(self, ws: websocket.WebSocket) -> None:
-        frames_of = getattr(self.stream, "resubscribe_frames", None)
-        if frames_of is None:
-            return
-        frames = frames_of()
+        frames = self.stream.resubscribe_frames()
         self.log.warning("re-subscribing on the same connection (%d request(s)): no data for %.0fs",
                          len(frames), time.monotonic() - self._last_data)
         for frame in frames:
@@ -539,11 +533,20 @@ class WsConnection:
             self.stats.error("resync", ctl.detail, parse=False)
         for frame in ctl.frames:
             ws.send(frame)
+        if kind == model.PLANNED_RECONNECT:
+            self._plan(ctl.detail or "the server announced a close")
+            return False
         if kind == model.RECONNECT:
             self.stats.error("resync_reconnect", ctl.detail, parse=False)
             self._close_reason = f"resync: {ctl.detail}"
             return False
         return True
+
+    def _plan(self, why: str) -> None:
+        """End this connection for a known reason and reconnect at once, without backoff or error."""
+        if not self._close_reason:
+            self._close_reason = f"planned reconnect: {why}"
+            self._planned = True
 
     def _on_server_close(self, ws: websocket.WebSocket, payload: bytes) -> None:
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
@@ -580,9 +583,19 @@ class WsConnection:
                 self._connected = False
                 self._abort()
                 continue
+            max_age = self.max_connection_age
+            if max_age and now - self._connected_at >= max_age:
+                self._plan(f"connection {now - self._connected_at:.0f}s old, replaced before the exchange's "
+                           f"connection lifetime (max_connection_age {max_age:g}s)")
+                self._connected = False
+                ws = self._ws
+                if ws is not None:
+                    self._send_nowait(ws, CLOSE_NORMAL, websocket.ABNF.OPCODE_CLOSE)
+                self._abort()
+                continue
             quiet = now - self._last_data
             if quiet > self.data_timeout:
-                if not self._data_resubscribed and hasattr(self.stream, "resubscribe_frames"):
+                if not self._data_resubscribed and self.stream.can_resubscribe:
                     self._data_resubscribed = True
                     self._last_data = now  # as long again for the re-subscription to bring data
                     self._resubscribe_due = True
@@ -594,15 +607,13 @@ class WsConnection:
                     self._connected = False
                     self._abort()
                     continue
-            due = getattr(self.stream, "due_frames", None)  # re-subscribes a limiter held back
-            if due is not None:
-                for frame in due():
-                    self._keepalive_send(frame)
+            for frame in self.stream.due_frames():  # re-subscribes a limiter held back
+                self._keepalive_send(frame)
             if interval and now - self._last_ping >= interval:
                 self._last_ping = now
-                frame = self.stream.ping_frame()
-                if frame:
-                    self._keepalive_send(frame)
+                ping = self.stream.ping_frame()
+                if ping:
+                    self._keepalive_send(ping)
 
     def _keepalive_send(self, frame: str) -> None:
         """Send from the keepalive thread without ever blocking the watchdog on the send lock: if the
