@@ -121,7 +121,8 @@ class RedisSink:
             self._wakeup.set()
 
     def stage(self, updates: list[Update], recv_ts_ms: int) -> None:
-        """Queue one frame's updates; the caller writes them with `flush()` after its read."""
+        """Queue updates (a WebSocket connection: those of every frame of one socket read); the caller
+        writes them with `flush()` after its read."""
         with self._lock:
             merge(self._pending, updates, recv_ts_ms)
 
