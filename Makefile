@@ -115,9 +115,11 @@ CRYPTOFEED_VERSION ?= 2.4.1
 bench-peer: dev-install $(PEER_VENV)/.installed-$(CRYPTOFEED_VERSION)
 	$(VENV)/bin/python -m bench.peer --peer-python $(PEER_VENV)/bin/python $(PEER_ARGS)
 
-$(PEER_VENV)/.installed-$(CRYPTOFEED_VERSION):
+# The same virtualenv holds the bare asyncio floor's websockets, uvloop and orjson (bench/requirements-floor.txt):
+# bench-only, never in requirements.txt (ltp uses neither websockets nor uvloop).
+$(PEER_VENV)/.installed-$(CRYPTOFEED_VERSION): bench/requirements-floor.txt
 	rm -rf $(PEER_VENV)
 	$(PYTHON) -m venv $(PEER_VENV)
 	$(PEER_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PEER_VENV)/bin/python -m pip install -q 'cryptofeed[redis]==$(CRYPTOFEED_VERSION)'
+	$(PEER_VENV)/bin/python -m pip install -q 'cryptofeed[redis]==$(CRYPTOFEED_VERSION)' -r bench/requirements-floor.txt
 	touch $@

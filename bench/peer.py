@@ -22,6 +22,12 @@ frame, RSS, and end-to-end latency from the sender's send time
 timestamp: same clock, same machine). A correctness check sends one pass of the frames and compares what
 each side stored for every symbol with the last frame sent (ltp: `ltp` = lastPrice; peer: `bid`/`ask` =
 bid1Price/ask1Price, the only prices cryptofeed's Ticker keeps).
+
+Floors, in the same rounds on the same frame server (the order alternating with the two sides): a bare
+websocket-client receive + json.loads loop (bench/bare_client.py, the project's own virtualenv) and a bare
+asyncio client, websockets + uvloop + orjson (bench/bare_asyncio.py, in the peer's virtualenv: neither
+library is an ltp dependency). Neither parses fields nor stores anything: they are what receiving and
+decoding alone costs, and ltp's frames/s and CPU per frame are also printed as ratios to each, per round.
 """
 
 from __future__ import annotations
@@ -321,6 +327,29 @@ class Peer(Side):
         return out
 
 
+class Floor:
+    """A bare client (no fields, no Redis) for one window on the sender: frames/s and CPU µs per frame."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self.command = command
+
+    def window(self, sender: FrameSender, n_symbols: int, seconds: float) -> dict[str, float]:
+        url = f"{sender.ws_base}/v5/public/linear"
+        out = subprocess.run([*self.command, url, str(n_symbols), str(seconds)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=seconds + 60)
+        lines = out.stdout.strip().splitlines()
+        if not lines:
+            raise RuntimeError(f"floor {self.name} printed nothing (exit {out.returncode}): {out.stderr.strip()[-2000:]}")
+        got = json.loads(lines[-1])
+        return {"rate": got["rate"], "cpu_us_per_msg": got["cpu_us_per_msg"]}
+
+
+def floors(peer_python: str) -> list[Floor]:
+    return [Floor("bare websocket-client", [PY, "-m", "bench.bare_client"]),
+            Floor("bare asyncio", [peer_python, str(ROOT / "bench" / "bare_asyncio.py")])]
+
+
 # -- measurements ------------------------------------------------------------------------------------------
 
 
@@ -445,19 +474,25 @@ def _matches(side: Side, last: dict[str, str], stored: dict[str, str]) -> bool:
 
 def run(peer_python: str, n_symbols: int, rounds: int, seconds: float, rate: float) -> dict[str, Any]:
     sides: list[Side] = [Ltp(n_symbols), Peer(n_symbols, peer_python)]
+    bare = floors(peer_python)
     res: dict[str, Any] = {"symbols": n_symbols, "rounds": rounds, "seconds": seconds, "rate_target": rate,
-                           "full": {s.name: [] for s in sides}, "paced": {s.name: [] for s in sides}}
+                           "full": {s.name: [] for s in sides}, "paced": {s.name: [] for s in sides},
+                           "floors": {mode: {f.name: [] for f in bare} for mode in ("full", "paced")}}
     try:
         for mode, sender_rate in (("full", 0.0), ("paced", rate)):
             sender = FrameSender(n_symbols, rate=sender_rate)
             try:
                 for r in range(rounds):
-                    for side in (sides if r % 2 == 0 else sides[::-1]):
-                        side.start(sender)
+                    order: list[Side | Floor] = [*sides, *bare]
+                    for who in (order if r % 2 == 0 else order[::-1]):
+                        if isinstance(who, Floor):
+                            res["floors"][mode][who.name].append(who.window(sender, n_symbols, seconds))
+                            continue
+                        who.start(sender)
                         try:
-                            res[mode][side.name].append(window(side, seconds, monitor=mode == "paced"))
+                            res[mode][who.name].append(window(who, seconds, monitor=mode == "paced"))
                         finally:
-                            side.stop()
+                            who.stop()
             finally:
                 sender.stop()
         res["check"] = check(sides, n_symbols)
@@ -487,6 +522,17 @@ def summarize(res: dict[str, Any]) -> dict[str, Any]:
                 figures[f"latency_{q}_ms"] = {"ltp": la, "cryptofeed": pa, "ratio": la / pa, "rounds": [
                     x["latency_ms"][q] / y["latency_ms"][q] for x, y in zip(ltp, peer, strict=True)]}
         out[mode] = figures
+        out[f"{mode}_floors"] = {name: floor_ratios(ltp, rows) for name, rows in res["floors"][mode].items()}
+    return out
+
+
+def floor_ratios(ltp: list[dict[str, Any]], floor: list[dict[str, float]]) -> dict[str, Any]:
+    """ltp against one floor, per round (the same minute): frames/s and CPU per frame, means and ratios."""
+    out: dict[str, Any] = {}
+    for key in ("rate", "cpu_us_per_msg"):
+        rounds = [x[key] / y[key] if y[key] else float("nan") for x, y in zip(ltp, floor, strict=True)]
+        out[key] = {"ltp": statistics.mean(x[key] for x in ltp), "floor": statistics.mean(y[key] for y in floor),
+                    "rounds": rounds, "median": statistics.median(rounds)}
     return out
 
 
@@ -513,6 +559,21 @@ def render(res: dict[str, Any], s: dict[str, Any]) -> str:
     for q in ("p50", "p99"):
         if f"latency_{q}_ms" in paced:
             lines.append(row(f"{rate}: latency {q}, send → write executed by Redis, ms", paced[f"latency_{q}_ms"], ".2f"))
+    lines += ["", "Floors, same rounds and frames (no fields, nothing stored): ltp / floor per round, median of rounds.", "",
+              "| figure | ltp | floor | ltp / floor (rounds) | median |", "| --- | --- | --- | --- | --- |"]
+    for mode, label in (("full", "full speed"), ("paced", rate)):
+        for name, f in s[f"{mode}_floors"].items():
+            for key, what, fmt in (("rate", "frames/s", ",.0f"), ("cpu_us_per_msg", "CPU µs per frame", ".1f")):
+                if mode == "paced" and key == "rate":
+                    continue
+                x = f[key]
+                rounds = ", ".join(f"{r:.2f}" for r in x["rounds"])
+                lines.append(f"| {label}: {what}, ltp / {name} | {x['ltp']:{fmt}} | {x['floor']:{fmt}} | {rounds} | "
+                             f"**{x['median']:.2f}** |")
+    asy, cf = s["full_floors"]["bare asyncio"]["rate"], full["rate"]
+    lines += ["", f"Targets (issue 26): ltp / bare asyncio frames/s, median round {asy['median']:.2f} (≥ 0.90); ltp / cryptofeed "
+              f"frames/s, lowest round {min(cf['rounds']):.2f} (≥ 5); CPU per frame ltp / cryptofeed {full['cpu_us_per_msg']['ratio']:.2f} "
+              f"(≤ 0.30)."]
     lines += ["", "Check (one pass of the frames, full speed): " + "; ".join(
         f"{name} {c['matching']}/{c['symbols']} symbols hold the last frame sent (e.g. {c['example']['symbol']}: stored "
         f"{c['example']['stored']}, last sent {c['example']['last_sent']})" for name, c in res["check"].items())]

@@ -65,6 +65,8 @@ SYMBOLS: dict[str, Symbols] = {
     "binance_futures": _numbered("SIM{i:03d}USDT"),
     "deribit_futures": _deribit("future"),
     "deribit_options": _deribit("option"),
+    "okx_spot": _numbered("SIM{i:03d}-USDT"),
+    "okx_swap": _numbered("SIM{i:03d}-USDT-SWAP"),
 }
 
 

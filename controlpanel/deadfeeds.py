@@ -1,4 +1,4 @@
-"""Marking the keys of a feed that died without a word `not_running` (sink.mark_stale).
+"""Marking the keys of a feed that died without a word `not_running` (stale.mark_prefix_stale).
 
 A feed whose status hash expired while supervisord says its process is not
 running (kill -9, OOM, a crash loop) cannot say its keys are not current: the
@@ -17,7 +17,7 @@ import threading
 
 import redis
 
-from workers.runtime.sink import mark_stale
+from workers.runtime.stale import mark_prefix_stale
 from workers.runtime.status import STATUS_KEY
 
 from .snapshot import DEAD_STATES, FeedSeen, Snapshot
@@ -56,7 +56,7 @@ class DeadFeedMarker:
             if sid in self._marked:
                 return False
             try:
-                marked = mark_stale(self.client, feed.svc.redis_prefix, DEAD_CAUSE, status_key=STATUS_KEY.format(service_id=sid))
+                marked = mark_prefix_stale(self.client, feed.svc.redis_prefix, DEAD_CAUSE, status_key=STATUS_KEY.format(service_id=sid))
             except redis.RedisError as exc:
                 if sid not in self._failing:
                     self._failing.add(sid)

@@ -27,7 +27,8 @@ from typing import Any
 import redis
 
 from workers.runtime.config import Config, ServiceConfig
-from workers.runtime.sink import STALE_CAUSES, SYMBOL_INDEX
+from workers.runtime.sink import SYMBOL_INDEX
+from workers.runtime.stale import STALE_CAUSES
 from workers.runtime.status import STARTS_KEY, STATUS_KEY
 from workers.runtime.status import TTL_S as STATUS_TTL_S
 

@@ -20,6 +20,7 @@ EXCHANGES: dict[str, str] = {
     "hyperliquid": "workers.exchanges.hyperliquid",
     "binance": "workers.exchanges.binance",
     "deribit": "workers.exchanges.deribit",
+    "okx": "workers.exchanges.okx",
 }
 
 

@@ -34,24 +34,19 @@ from workers.exchanges.common import decimal_str, decode_object
 from workers.runtime.declare import SPOT, Exchange, Feed
 from workers.runtime.markets import Market, market, split_quote
 from workers.runtime.model import IGNORED, Control, Update
+from workers.runtime.stream import WsStream
 
 if TYPE_CHECKING:
     from workers.runtime.feed import FeedContext, Source
 
 
-class ToyStream:
-    binary_ok = False
-    silence_timeout = None
-
+class ToyStream(WsStream):
     def __init__(self, url: str, symbols: list[str]) -> None:
         self.name, self.url, self.symbols, self.ping_interval = "toy#0", url, symbols, None
 
     def on_connect(self) -> list[str]:
         import json
         return [json.dumps({"op": "sub", "symbols": self.symbols})]
-
-    def ping_frame(self) -> str | None:
-        return None
 
     def parse(self, raw: bytes) -> list[Update] | Control:
         msg = decode_object(raw)

@@ -8,13 +8,19 @@ tests/reliability/test_16_*; every feed on a cluster: tests/e2e/test_redis_clust
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from controlpanel.deps import panel_redis
-from tests.harness import ConfiguredRedis, RedisClusterSet, SentinelSet, wait_for
+from tests.harness import ROOT, ConfiguredRedis, RedisClusterSet, SentinelSet, sim_config, wait_for
 from workers.runtime.config import ConfigError, parse_config
 from workers.runtime.model import Update
 from workers.runtime.sink import RedisSink, redis_client
@@ -63,6 +69,50 @@ def test_password_requirepass():
         sink.flush()
         assert stats.redis_errors >= 1 and not sink.connected and sink.pending_count() == 1
         sink.close(0.2)
+    finally:
+        server.cleanup()
+
+
+def feed_output(url_in_file: str, url_in_env: str | None, tmp: Path, server: ConfiguredRedis, sim_port: int) -> str:
+    """Everything `python -m workers bybit_spot` logs from its start until it has written a key
+    through `server` (so the password did reach Redis) and stopped."""
+    cfg = tmp / "exchanges.yaml"
+    cfg.write_text(yaml.safe_dump(sim_config(url_in_file, sim_port, overrides={"bybit_spot": {"symbols": ["BTCUSDT"]}})))
+    env = {**os.environ, "LTP_CONFIG": str(cfg), "LTP_VAR": str(tmp / "var")}
+    env.pop("REDIS_URL", None)
+    if url_in_env is not None:
+        env["REDIS_URL"] = url_in_env
+    r = server.client()
+    r.delete("bybit_spot:BTCUSDT")
+    log = tmp / "feed.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "workers", "bybit_spot"], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: r.hget("bybit_spot:BTCUSDT", "ltp") or proc.poll() is not None, 20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert r.hget("bybit_spot:BTCUSDT", "ltp"), log.read_text()[-2000:]
+    return log.read_text()
+
+
+def test_a_feed_never_logs_the_redis_password(sim, tmp_path):
+    """The start-up line names the Redis URL: with the password hidden in every form (it printed a
+    `?password=` query option as it was)."""
+    secret = "l3ak-me-not"
+    server = ConfiguredRedis("--requirepass", secret, client_kwargs={"password": secret}).start()
+    try:
+        plain = f"redis://127.0.0.1:{server.port}/0"
+        for in_file, in_env in [(plain, f"{plain}?password={secret}"),
+                                (f"redis://default:{secret}@127.0.0.1:{server.port}/0", None)]:
+            out = feed_output(in_file, in_env, tmp_path, server, sim.port)
+            start = next(line for line in out.splitlines() if "starting bybit_spot" in line)
+            assert "Redis redis://" in start and "***" in start, start
+            assert secret not in out, out
     finally:
         server.cleanup()
 

@@ -19,8 +19,20 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.harness import TlsCerts
-from workers.runtime.poll import MAX_REDIRECTS, RestError, RestSession, get_json, post_json, proxy_for
+from tests.harness import TlsCerts, wait_for
+from workers.runtime.model import ParseError
+from workers.runtime.poll import (
+    MAX_REDIRECTS,
+    RestError,
+    RestPoller,
+    RestSession,
+    get_json,
+    get_parsed,
+    post_json,
+    post_parsed,
+    proxy_for,
+)
+from workers.runtime.stats import FeedStats
 
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
 CA_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "WEBSOCKET_CLIENT_CA_BUNDLE")
@@ -233,6 +245,34 @@ def test_429_and_5xx_are_one_request_each_with_retry_after_for_the_poller(env, o
             get_json(session, f"{origin.url}/html")
         assert str(info.value) == f"GET {origin.url}/html: answer is not JSON ('<html>maintenance</html>')"
     assert [p for _, p in origin.hits] == ["/429", "/500", "/html"], "urllib3 must not retry on its own"
+
+
+def refuse(body: object) -> object:
+    raise ParseError("bad_reply", f"no prices in {body}")
+
+
+def test_a_reply_the_protocol_refuses_is_a_rest_error_the_poller_counts_and_retries(env, origin):
+    """The one place a protocol module's ParseError becomes a RestError (counted as rest_error,
+    retried with backoff; the poll writes nothing from that reply)."""
+    with RestSession() as session:
+        assert get_parsed(session, f"{origin.url}/json", {"q": "1"}, parse=lambda body: body["ok"]) is True
+        assert post_parsed(session, f"{origin.url}/echo", {"a": 1}, parse=lambda body: body["method"]) == "POST"
+        with pytest.raises(RestError) as info:
+            get_parsed(session, f"{origin.url}/json", parse=refuse)
+        assert str(info.value) == f"GET {origin.url}/json: unusable answer (bad_reply: no prices in {{'ok': True}})"
+        with pytest.raises(RestError, match=r"^POST .*/echo: unusable answer \(bad_reply: no prices in"):
+            post_parsed(session, f"{origin.url}/echo", {}, parse=refuse)
+    stats = FeedStats("t", [])
+    written: list[object] = []
+    poller = RestPoller("t", lambda s: written.append(get_parsed(s, f"{origin.url}/json", parse=refuse)), 0.05, stats)
+    poller.start()
+    try:
+        wait_for(lambda: stats.errors_by_kind.get("rest_error", 0) >= 2, 10)
+    finally:
+        poller.stop()
+        poller.join(2)
+    assert written == [] and "poll_bug" not in stats.errors_by_kind
+    assert poller.backoff.next_delay() > 1.0  # backing off, not polling at the interval
 
 
 # -- proxies from the environment -------------------------------------------------------------------

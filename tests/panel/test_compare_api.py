@@ -114,8 +114,9 @@ def test_compare_every_feed_with_inr_conversion_funding_basis_and_errors(make_su
     body = c.get("/api/compare").get_json()
     stats = r.info("commandstats")
     markets = sum(len(u["rows"]) + len(u["apart"]) for u in body["underlyings"])
-    # every configured spot or derivative feed, disabled ones too (binance_spot, binance_futures, deribit_futures)
-    assert stats["cmdstat_smembers"]["calls"] == len(feeds) == 12
+    # every configured spot or derivative feed, disabled ones too (binance_spot, binance_futures, deribit_futures,
+    # okx_spot, okx_swap)
+    assert stats["cmdstat_smembers"]["calls"] == len(feeds) == 14
     assert stats["cmdstat_hmget"]["calls"] == markets + 1
     assert not {"cmdstat_keys", "cmdstat_scan", "cmdstat_hgetall"} & set(stats)
 

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.exchanges import binance, bybit, delta, deribit
+from workers.exchanges import binance, bybit, delta, deribit, okx
+from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.model import Control, ParseError, Update
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -52,6 +53,14 @@ def binance_streams():
             "binance_futures_public": binance.futures_streams("ws://x", [SYM])[1]}
 
 
+def okx_streams():
+    return {
+        "okx_spot": okx.OkxStream("s", "ws://x", SPOT, ["BTC-USDT", "ETH-USDT"]),
+        "okx_swap": okx.OkxStream("w", "ws://x", DERIVATIVE, ["BTC-USDT-SWAP", "BTC-USD-SWAP"],
+                                  info={"BTC-USD-SWAP": okx.SwapInfo("BTC-USD", True, 100.0)}),
+    }
+
+
 def deribit_streams():
     return {
         "deribit_options": deribit.DeribitStream("o", "ws://x", [ROPT, "XRP_USDC-30JUN23-0d625-C"]),
@@ -59,7 +68,7 @@ def deribit_streams():
     }
 
 
-STREAMS = {**bybit_streams(), **delta_streams(), **binance_streams(), **deribit_streams()}
+STREAMS = {**bybit_streams(), **delta_streams(), **binance_streams(), **deribit_streams(), **okx_streams()}
 
 
 DELETABLE = {"best_bid", "best_ask", "bid_size", "ask_size", "bid_iv", "ask_iv", "spread", "best_bid_usd", "best_ask_usd"}
@@ -223,6 +232,27 @@ def deribit_frames(draw):
         {"channel": st.just(channel), "data": st.just(data)}) | hostile)}
 
 
+@st.composite
+def okx_frames(draw):
+    """OKX pushes ({"arg","data":[..]}) and events (acks, errors, notices) with hostile values."""
+    kind = draw(st.sampled_from(["tickers", "trades", "mark-price", "index-tickers", "funding-rate", "open-interest",
+                                 "event"]))
+    if kind == "event":
+        return {"event": draw(st.sampled_from(["subscribe", "error", "notice", "unsubscribe"]) | hostile),
+                "arg": draw(st.fixed_dictionaries({"channel": hostile, "instId": hostile}) | hostile),
+                "code": draw(st.sampled_from(["60018", "64008", "60012"]) | hostile),
+                "msg": draw(st.sampled_from(["channel:tickers,instId:BTC-USDT doesn't exist",
+                                             "Wrong URL or channel:index-tickers,instId:BTC-USD doesn't exist"])
+                            | hostile | st.text(string.printable))}
+    inst = draw(st.sampled_from(["BTC-USDT", "BTC-USDT-SWAP", "BTC-USD-SWAP", "BTC-USD"]) | hostile)
+    fields = ["instId", "last", "askPx", "askSz", "bidPx", "bidSz", "open24h", "high24h", "low24h", "vol24h", "volCcy24h",
+              "px", "sz", "markPx", "idxPx", "fundingRate", "fundingTime", "nextFundingTime", "oi", "oiCcy", "oiUsd"]
+    row = {f: draw(hostile | numbers_as_text) for f in draw(st.lists(st.sampled_from(fields), unique=True))}
+    row["ts"] = draw(st.integers(1, 10**16).map(str) | numbers_as_text | hostile)
+    return {"arg": draw(st.just({"channel": kind, "instId": inst}) | hostile),
+            "data": draw(st.just([row]) | st.lists(hostile, max_size=2) | hostile)}
+
+
 # -- properties ---------------------------------------------------------------------------
 
 
@@ -239,7 +269,7 @@ def test_arbitrary_json(stream, value):
 
 
 @FUZZ
-@given(frame=bybit_frames() | delta_frames() | binance_frames() | deribit_frames())
+@given(frame=bybit_frames() | delta_frames() | binance_frames() | deribit_frames() | okx_frames())
 def test_structured_but_wrong_frames(stream, frame):
     check(stream, json.dumps(frame).encode())
 
@@ -261,6 +291,12 @@ HOSTILE_EXAMPLES = [
     b'{"type":"trades","sy":"BTCUSD","p":"-5","t":1775800366578410,"ts":1}',  # negative trade price
     b'{"type":"trades","sy":"BTCUSD","p":"1","t":"1' + b"0" * 400 + b'","ts":1}',
     b'{"type":"product_updates","event":"start_auction","product":[{"symbol":"BTCUSD"}],"timestamp":{}}',
+    b"pong",
+    b'{"arg":{"channel":"tickers","instId":"BTC-USDT-SWAP"},"data":[{"last":"1e300","volCcy24h":"1e300","ts":"1"}]}',
+    b'{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"last":"1","open24h":"1e-320","ts":"1"}]}',
+    b'{"arg":{"channel":"funding-rate","instId":"BTC-USD-SWAP"},"data":[{"fundingTime":"9","nextFundingTime":"1'
+    + b"0" * 30 + b'","ts":"1"}]}',
+    b'{"event":"error","code":"60018","msg":"channel:index-tickers,instId:NOPE doesn\'t exist"}',
     b'{"topic":"orderbook.50.BTCUSDT","ts":"1772694601512","type":"delta","data":{"s":"BTCUSDT","b":[["1","1"]],"a":[],"u":1}}',
     b'{"topic":"orderbook.1.BTCUSDT","ts":"1772694601512","type":"snapshot","data":{"s":"BTCUSDT","b":[["2","1"]],"a":[["1","1"]],"u":9}}',
     b'{"e":"trade","E":1,"s":"BTCUSDT","p":"1' + b"0" * 400 + b'"}',

@@ -4,7 +4,7 @@ Every key of a feed carries `stale` = "<cause> <ISO time>" while its value is no
 current, and loses it at its next write: the feed stopped (`stopped`), its connection is down
 (`disconnected`), it is connected but nothing came for `stale_after` (`silent`), the value is
 left from a previous run (`restarted`), the process is gone without a word (`not_running`, set
-by `mark_stale` from the panel or a watchdog). An empty Redis after a restart gets the marks
+by `mark_prefix_stale` from the panel or a watchdog). An empty Redis after a restart gets the marks
 back as they were. All against the real feed under supervisord, the simulator and Redis.
 """
 
@@ -109,24 +109,24 @@ def test_marks_are_right_again_after_redis_restarts_empty(redis_server, sim, mak
     wait_for(lambda: none_marked(r, KEYS), 3)
 
 
-def test_a_feed_that_can_not_say_it_is_gone_is_marked_by_mark_stale_and_clears_when_back(redis_server, sim, make_supervisor,
+def test_a_feed_that_can_not_say_it_is_gone_is_marked_by_mark_prefix_stale_and_clears_when_back(redis_server, sim, make_supervisor,
                                                                                         figures):
     """kill -9 can't mark anything, and supervisord restarts at once; a paused process (SIGSTOP) is
-    the same silence for as long as it lasts: its status hash expires, the panel's `mark_stale`
+    the same silence for as long as it lasts: its status hash expires, the panel's `mark_prefix_stale`
     marks its keys `not_running`; once it runs again its writes clear the marks."""
-    from workers.runtime.status import mark_stale
+    from workers.runtime.status import mark_prefix_stale
 
     sv = make_supervisor(overrides=SPOT)
     r = redis_server.client()
     sv.ctl("start", "bybit_spot")
     wait_for(lambda: none_marked(r, KEYS), 15)
     pid = sv.info("bybit_spot")["pid"]
-    assert mark_stale(r, "bybit_spot", "not_running", status_key="service:status:bybit_spot") == -1  # alive: no-op
+    assert mark_prefix_stale(r, "bybit_spot", "not_running", status_key="service:status:bybit_spot") == -1  # alive: no-op
     os.kill(pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
         gone = time_until(lambda: not r.exists("service:status:bybit_spot"), 15, since=t0)
-        assert mark_stale(r, "bybit_spot", "not_running", status_key="service:status:bybit_spot") == len(KEYS)
+        assert mark_prefix_stale(r, "bybit_spot", "not_running", status_key="service:status:bybit_spot") == len(KEYS)
         assert all_marked(r, KEYS, "not_running")
     finally:
         os.kill(pid, signal.SIGCONT)

@@ -353,6 +353,25 @@ class BinanceSim(ExchangeSim):
 
     # -- WebSocket ---------------------------------------------------------------------------------
 
+    async def blast(self, session: Any) -> None:
+        """Benchmark mode (rate_hz <= 0): pre-built frames of every subscribed stream (the slow @ticker and
+        @markPrice@1s ones included, as at full rate), as fast as the socket takes them."""
+        subs = [(name, target) for name, target in session.subs.items() if target is not None]
+        if not subs:
+            await asyncio.sleep(0.01)
+            return
+        frames = []
+        for _ in range(64):
+            for name, (sym, kind) in subs:
+                event = self.event(session.market, sym, kind)
+                frames.append(json.dumps({"stream": name, "data": event} if session.combined else event))
+        ws = session.ws
+        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
+            for frame in frames:
+                await ws.send_str(frame)
+            self.frames_sent += len(frames)
+            await asyncio.sleep(0)  # let pings and control requests in
+
     def routes(self) -> list[web.RouteDef]:
         ws = [web.get(f"/binance{prefix}/{mode}", self.ws_handler(route, mode == "stream"))
               for prefix, route in (("", "spot"), ("/public", "public"), ("/market", "market")) for mode in ("ws", "stream")]

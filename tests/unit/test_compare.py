@@ -69,6 +69,9 @@ NOW = 1_800_000_000.0
     ("hyperliquid_spot", "HYPE/USDC", Market("HYPE", "USDC", "spot")),
     ("hyperliquid_spot", "UBTC/USDC", Market("BTC", "USDC", "spot")),
     ("hyperliquid_spot", "@107", None),
+    ("okx_spot", "BTC-USDT", Market("BTC", "USDT", "spot")),
+    ("okx_swap", "BTC-USDT-SWAP", Market("BTC", "USDT", "perpetual")),
+    ("okx_swap", "BTC-USD-SWAP", Market("BTC", "USD", "perpetual")),
     # options are never compared
     ("bybit_options", "BTC-26DEC25-100000-C", None),
     ("delta_options", "C-BTC-90000-310125", None),
@@ -81,10 +84,10 @@ def test_feed_kinds_come_from_the_registry():
     kinds = {f: feed_kind(f) for f in FEEDS}
     assert kinds["bybit_options"] == kinds["delta_options"] == "option"
     assert {f for f, k in kinds.items() if k == "spot"} == {"bybit_spot", "bybit_spot_testnet_spot", "delta_spot", "coindcx_spot",
-                                                            "hyperliquid_spot", "binance_spot"}
+                                                            "hyperliquid_spot", "binance_spot", "okx_spot"}
     assert {f for f, k in kinds.items() if k == "derivative"} == {"bybit_futures_orderbook", "delta_futures_ltp",
                                                                   "coindcx_futures_rest", "hyperliquid_perpetual", "binance_futures",
-                                                                  "deribit_futures"}
+                                                                  "deribit_futures", "okx_swap"}
     assert feed_kind("nope") is None
 
 

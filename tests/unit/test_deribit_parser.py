@@ -13,7 +13,6 @@ from workers.runtime.chain import Contract
 from workers.runtime.fields import PARSER_FIELDS
 from workers.runtime.markets import Market
 from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "deribit"
 OPT = "BTC-12MAR25-65000-C"
@@ -273,7 +272,7 @@ def test_rest_readers():
     assert d.option_contracts([option]) == [Contract("BTC-13JAN23-16000-P", "BTC", 1673596800000, 16000.0, "BTC")]
     assert d.option_contracts([option | {"is_active": False}, option | {"strike": None}]) == []
     assert d.index_price(sample("get_index_price_result_docs")) == 11628.81
-    with pytest.raises(RestError):
+    with pytest.raises(ParseError, match="bad_reply"):  # protocol readers raise ParseError; poll.get_parsed makes it a RestError
         d.instrument_rows(sample("error_reply_docs"))
     assert d.instruments_params("BTC", "future") | {"expired": "false"} == sample("get_instruments_future_request_docs")["params"] | {
         "expired": "false"}

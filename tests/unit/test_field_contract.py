@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.exchanges import binance, bybit, delta, deribit
+from workers.exchanges import binance, bybit, delta, deribit, okx
+from workers.runtime.declare import DERIVATIVE, SPOT
 from workers.runtime.fields import FIELDS, PARSER_FIELDS, unknown_fields
 from workers.runtime.model import Update
 
@@ -42,6 +43,12 @@ def deribit_push(channel: str, name: str) -> bytes:
     return json.dumps({"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}).encode()
 
 
+def okx_swap_ticker() -> bytes:
+    """The docs have no WS SWAP ticker: their REST row (same fields) in the push envelope."""
+    row = json.loads((SAMPLES / "okx" / "tickers_swap_rest_docs.json").read_text())["data"][1]
+    return json.dumps({"arg": {"channel": "tickers", "instId": row["instId"]}, "data": [row]}).encode()
+
+
 CASES = {
     "bybit spot": lambda: updates(bybit.SpotStream("s", "ws://x", ["BTCUSDT"]),
                                   [book("orderbook.1.BTCUSDT"), *frames("bybit", "ticker_spot_snapshot")]),
@@ -67,6 +74,14 @@ CASES = {
     "deribit futures": lambda: updates(deribit.DeribitStream("f", "ws://x", ["BTC-PERPETUAL"]),
                                        [deribit_push("ticker.BTC-PERPETUAL.100ms", "ticker_perpetual_data_docs"),
                                         deribit_push("trades.BTC-PERPETUAL.100ms", "trades_data_docs")]),
+
+
+    "okx spot": lambda: updates(okx.OkxStream("s", "ws://x", SPOT, ["BTC-USDT"]),
+                                frames("okx", "tickers_spot_docs", "trades_docs")),
+    "okx swap": lambda: updates(okx.OkxStream("w", "ws://x", DERIVATIVE, ["BTC-USD-SWAP", "BTC-USDT-SWAP", "LTC-USD-190628"],
+                                              info={"BTC-USD-SWAP": okx.SwapInfo("BTC-USD", True, 100.0)}),
+                                [okx_swap_ticker(), *frames("okx", "funding_rate_docs", "open_interest_docs",
+                                                            "index_tickers_docs", "mark_price_docs")]),
     "delta REST ticker": lambda: [Update("BTCUSD", delta.rest_ticker_fields(row, kind), 0)
                                   for raw in frames("delta", "rest_tickers_response") for row in json.loads(raw)["result"]
                                   for kind in ("futures", "options", "spot")],
@@ -83,7 +98,7 @@ def test_parsers_write_only_contract_names(case):
 
 def test_first_write_of_a_symbol_names_it():
     for case in ("bybit spot", "bybit linear", "bybit option", "delta futures", "binance spot", "binance futures",
-                 "deribit option", "deribit futures"):
+                 "deribit option", "deribit futures", "okx spot", "okx swap"):
         first = CASES[case]()[0]
         assert "original_symbol" in first.fields, case
 

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from workers.exchanges import hyperliquid as hl
 from workers.runtime.fields import PARSER_FIELDS
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "hyperliquid"
 T0 = 1795955161612  # 2026-11-29T12:26:01.612Z
@@ -281,7 +280,7 @@ def test_resolve_perp():
     coins, rejected = hl.resolve_perp(sample_json("rest_info_metaAndAssetCtxs_response_docs"), ["HPOS", "SOL"])
     assert coins == ["HPOS"] and set(rejected) == {"SOL"}
     for bad in (None, [], {"universe": "x"}, "null", [1, 2]):
-        with pytest.raises(RestError):
+        with pytest.raises(ParseError, match="unexpected answer|expected \\[meta"):
             hl.resolve_perp(bad, ["BTC"])
 
 
@@ -296,7 +295,7 @@ def test_resolve_spot_uses_the_universe_index_not_the_token_index():
     dup = mainnet_like_spot_meta()
     dup["universe"].append({"tokens": [150, 0], "name": "@300", "index": 300, "isCanonical": False})
     assert hl.spot_names([dup, []])["HYPE/USDC"] == "@107"
-    with pytest.raises(RestError):
+    with pytest.raises(ParseError, match="unexpected answer|expected \\[meta"):
         hl.resolve_spot({"tokens": []}, ["HYPE/USDC"])
 
 
@@ -313,7 +312,7 @@ def test_rest_contexts_give_the_same_fields():
     reply[1][2]["markPx"] = "NaN"  # HPOS: skipped and named; the others still update
     updates, bad = hl.ctx_updates(hl.PERP, reply, {"HPOS": "HPOS", "BTC": "BTC", "ETH": "ETH"}, T0)
     assert [u.symbol for u in updates] == ["BTC", "ETH"] and list(bad) == ["HPOS"]
-    with pytest.raises(RestError):
+    with pytest.raises(ParseError, match="unexpected answer|expected \\[meta"):
         hl.ctx_updates(hl.PERP, {"universe": []}, {}, T0)
 
 

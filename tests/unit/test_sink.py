@@ -290,7 +290,7 @@ def test_marked_keys_carry_stale_until_their_next_write(redis_server):
     sink.put("A", {"ltp": "1"}, t, t)
     sink.put("B", {"ltp": "2"}, t, t)
     wait_for(lambda: r.scard("ltp:symbols:t") == 2)
-    assert sink.mark_stale("silent") == 2
+    assert sink.mark_written_stale("silent") == 2
     wait_for(lambda: r.hget("t:A", "stale") and r.hget("t:B", "stale"))
     value = r.hget("t:B", "stale")
     cause, at = value.split(" ")
@@ -300,7 +300,7 @@ def test_marked_keys_carry_stale_until_their_next_write(redis_server):
     sink.put("A", {"ltp": "1.5"}, t + 1, t + 1)
     wait_for(lambda: r.hget("t:A", "ltp") == "1.5")
     assert r.hget("t:A", "stale") is None and r.hget("t:B", "stale") == value
-    assert sink.mark_stale("disconnected") == 1  # only A: B keeps its mark and its time
+    assert sink.mark_written_stale("disconnected") == 1  # only A: B keeps its mark and its time
     wait_for(lambda: (r.hget("t:A", "stale") or "").startswith("disconnected "))
     assert r.hget("t:B", "stale") == value
     sink.close()
@@ -326,7 +326,7 @@ def test_marks_come_back_right_after_redis_restarts_empty(redis_server):
     for s in ("A", "B", "C"):
         sink.put(s, {"ltp": "1", "original_symbol": s}, t, t)
     wait_for(lambda: r.scard("ltp:symbols:t") == 3)
-    sink.mark_stale("silent")
+    sink.mark_written_stale("silent")
     wait_for(lambda: all(r.hget(f"t:{s}", "stale") for s in "ABC"))
     marked_b = r.hget("t:B", "stale")
     redis_server.stop()
@@ -348,7 +348,7 @@ def test_a_mark_made_while_redis_is_away_is_written_when_it_is_back(redis_server
     wait_for(lambda: r.scard("ltp:symbols:t") == 2)
     redis_server.stop()
     _until_disconnected(sink, "B", {"ltp": "3"}, t + 1)
-    assert sink.mark_stale("disconnected") == 2  # recorded; Redis is away
+    assert sink.mark_written_stale("disconnected") == 2  # recorded; Redis is away
     redis_server.start()
     r = redis_server.client()
     wait_for(lambda: r.hget("t:B", "ltp") == "3" and r.exists("t:A"), 10)
@@ -418,36 +418,36 @@ def test_reconcile_with_a_hung_redis_does_not_delay_start_and_runs_before_the_fi
     sink.close()
 
 
-def test_mark_all_stale_marks_every_indexed_key_once_per_cause(redis_server):
-    from workers.runtime.status import mark_stale
+def test_mark_prefix_stale_marks_every_indexed_key_once_per_cause(redis_server):
+    from workers.runtime.status import mark_prefix_stale
 
     r = redis_server.client()
     _leftovers(r)
     r.hset("service:status:t", "state", "subscribed")
-    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == -1  # the feed is alive
+    assert mark_prefix_stale(r, "t", "not_running", status_key="service:status:t") == -1  # the feed is alive
     assert not any(r.hget(f"t:{s}", "stale") for s in ("A", "B", "OLD"))
     r.delete("service:status:t")
-    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == 3
+    assert mark_prefix_stale(r, "t", "not_running", status_key="service:status:t") == 3
     first = r.hget("t:A", "stale")
     assert first.startswith("not_running ") and not r.exists("t:GHOST")
     time.sleep(0.01)
-    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == 0  # same cause: unchanged
+    assert mark_prefix_stale(r, "t", "not_running", status_key="service:status:t") == 0  # same cause: unchanged
     assert r.hget("t:A", "stale") == first
     sink = make_sink(redis_server)
-    assert sink.mark_all_stale("stopped") == 3
+    assert sink.mark_prefix_stale("stopped") == 3
     assert r.hget("t:A", "stale").startswith("stopped ")
     sink.close()
 
 
 def test_a_mark_made_by_someone_else_is_cleared_by_the_next_write_once_announced(redis_server):
-    from workers.runtime.status import mark_stale
+    from workers.runtime.status import mark_prefix_stale
 
     r = redis_server.client()
     sink = make_sink(redis_server)
     t = now_ms()
     sink.put("A", {"ltp": "1"}, t, t)
     wait_for(lambda: r.hget("t:A", "ltp") == "1")
-    assert mark_stale(r, "t", "not_running") == 1
+    assert mark_prefix_stale(r, "t", "not_running") == 1
     sink.resync()  # what the status reporter does when its hash had expired
     time.sleep(0.3)
     assert r.hget("t:A", "stale").startswith("not_running ")  # the rewrite keeps it: no new data yet

@@ -14,7 +14,7 @@ import pytest
 from tests.harness import wait_for
 from workers.runtime.sink import RedisSink
 from workers.runtime.stats import CONNECTING, RECONNECTING, STOPPED, SUBSCRIBED, FeedStats
-from workers.runtime.status import StatusReporter, liveness_cause, mark_stale, report_config_error
+from workers.runtime.status import StatusReporter, liveness_cause, mark_prefix_stale, report_config_error
 
 
 def now_ms() -> int:
@@ -112,7 +112,7 @@ def test_a_status_hash_that_had_expired_makes_the_feed_clear_marks_it_did_not_se
     wait_for(lambda: r.exists("t:A"))
     assert status.publish()
     r.delete("service:status:t")  # expired while the process was paused
-    assert mark_stale(r, "t", "not_running", status_key="service:status:t") == 1
+    assert mark_prefix_stale(r, "t", "not_running", status_key="service:status:t") == 1
     assert status.publish()  # the hash is back: the sink expects marks it did not make
     sink.put("A", {"ltp": "2"}, t + 1, t + 1)
     wait_for(lambda: r.hget("t:A", "ltp") == "2")

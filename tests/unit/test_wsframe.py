@@ -106,3 +106,56 @@ def test_random_bytes_either_decode_or_raise_protocol_error(junk, cuts):
         decode_in_chunks(junk, cuts, cap=64)
     except ProtocolError:
         pass
+
+
+def general_path_only(dec: FrameDecoder) -> FrameDecoder:
+    """The decoder with its short path for plain text frames switched off: every frame through `_frame`."""
+    def scan(data: bytes, out: list[tuple[int, bytes]]) -> int:
+        pos = 0
+        while len(data) - pos >= 2:
+            end = dec._frame(data, pos, len(data), out)
+            if end < 0:
+                break
+            pos = end
+        return pos
+    dec._scan = scan  # type: ignore[method-assign]
+    return dec
+
+
+def decode_or_error(dec: FrameDecoder, stream: bytes, cuts: list[int]) -> list[tuple[int, bytes]] | str:
+    out: list[tuple[int, bytes]] = []
+    prev = 0
+    try:
+        for cut in sorted(set(cuts)) + [len(stream)]:
+            if cut > prev:
+                out += dec.feed(stream[prev:cut])
+                prev = cut
+    except ProtocolError as exc:
+        return f"{len(out)} then {exc}"
+    return out + [(-2, str(dec._need).encode())] if dec._parts else out  # and what it waits for
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.tuples(st.sampled_from(["text", "short", "frag", "open", "ping", "big", "masked", "junk"]),
+                                st.binary(max_size=400)), max_size=10),
+       cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=12),
+       cap=st.sampled_from([100, 125, 300, 1 << 16, 1 << 20]))
+def test_short_path_decodes_as_the_general_path(parts, cuts, cap):
+    stream = b""
+    for kind, data in parts:
+        if kind == "frag":
+            stream += frame(TEXT, data[:5], fin=False) + frame(0, data[5:])
+        elif kind == "open":  # a first fragment left open: a text frame next is a protocol error
+            stream += frame(TEXT, data[:5], fin=False)
+        elif kind == "ping":
+            stream += frame(PING, data[:100])
+        elif kind == "big":
+            stream += frame(TEXT, data * 200)
+        elif kind == "masked":
+            stream += frame(TEXT, data[:10], mask=1)
+        elif kind == "junk":
+            stream += data[:3]
+        else:
+            stream += frame(TEXT, data[:100] if kind == "short" else data)
+    cuts = [c % (len(stream) + 1) for c in cuts]
+    assert decode_or_error(FrameDecoder(cap), stream, cuts) == decode_or_error(general_path_only(FrameDecoder(cap)), stream, cuts)

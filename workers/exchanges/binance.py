@@ -28,9 +28,9 @@ from workers.exchanges.common import decimal_str, decode_object, describe
 from workers.runtime.declare import DERIVATIVE, SPOT, Exchange, Feed
 from workers.runtime.limiter import Limiter
 from workers.runtime.markets import PERPETUAL, Market, market, split_quote
-from workers.runtime.model import IGNORED, PLANNED_RECONNECT, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError
+from workers.runtime.model import IGNORED, PLANNED_RECONNECT, SUB_REJECTED, SUBSCRIBED, Control, ParseError, RestError, Update
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms, now_ms
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def _side(fields: dict[str, str | None], d: dict, price_src: str, size_src: str,
         raise ParseError("bad_value", f"{price_src} out of range: {price!r:.40}")
 
 
-class BinanceStream:
+class BinanceStream(WsStream):
     """One Binance connection: its streams, the paced SUBSCRIBE frames and the event dispatch."""
 
     binary_ok = False

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orjson import dumps
+from orjson import dumps, loads
 
-from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe
+from workers.exchanges.common import decimal_fields, decimal_str, decode_object, describe, unwrap
 from workers.runtime.book import BookError, OrderBook
 from workers.runtime.chain import ChainRule, Contract
 from workers.runtime.config import ConfigError
@@ -49,8 +49,8 @@ from workers.runtime.model import (
     ParseError,
     Update,
 )
-from workers.runtime.paging import unwrap
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms, now_ms
 
 if TYPE_CHECKING:
@@ -68,6 +68,9 @@ RESUBSCRIBE_BURST = 3
 RESUBSCRIBE_INTERVAL_S = 2.0
 RESUBSCRIBE_KEY = "resubscribe"
 
+_NAN = float("nan")
+_INF = float("inf")
+_new_update = tuple.__new__  # Update(...) without namedtuple's Python-level __new__: one per ticker frame
 _IGNORED = Control(IGNORED)
 _PONG = Control(PONG)
 
@@ -97,11 +100,32 @@ def rejected_topic(ret_msg: str) -> str:
     return topic.strip() if sep else ""
 
 
-class BybitStream:
+def _ts_of(ts: Any, topic: str) -> int:
+    """A frame's `ts` that is not a plain int: a digit string (the orderbook page's reminder shows
+    "ts": "1772694601512"; its table says number) as epoch ms, anything else ParseError."""
+    if type(ts) is str and ts.isascii() and ts.isdigit() and len(ts) <= 15:
+        ts = int(ts)
+    if type(ts) is not int or ts <= 0:
+        raise ParseError("bad_type", f"ts should be epoch ms, got {ts!r:.40} in {topic}")
+    return ts
+
+
+def fraction_to_percent(value: Any, name: str) -> str:
+    """decimal_str's check and percent_from_fraction's conversion of one value, with one float()."""
+    if type(value) is str:
+        try:
+            x = float(value)
+        except ValueError:
+            x = _NAN
+        if x - x == 0.0:  # finite
+            return f"{x * 100:.6g}"
+    return percent_from_fraction(decimal_str(value, name))  # raises, with decimal_str's words
+
+
+class BybitStream(WsStream):
     """One Bybit public connection: a category, its topics, and the frame dispatch."""
 
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
+    can_resubscribe = True
 
     def __init__(self, name: str, url: str, category: str, topics: list[str], ping_interval: float = 20.0) -> None:
         self.name = name
@@ -195,20 +219,24 @@ class BybitStream:
         return PING_FRAME
 
     def parse(self, raw: str | bytes) -> list[Update] | Control:
-        msg = decode_object(raw)
+        try:
+            msg = loads(raw)
+        except (ValueError, RecursionError):
+            msg = decode_object(raw)  # raises bad_json, with the decoder's words
+        if type(msg) is not dict:
+            msg = decode_object(raw)  # raises bad_frame
         topic = msg.get("topic")
         if topic is None:
             return self.control(msg)
         if type(topic) is not str:
             raise ParseError("bad_type", f"topic is {type(topic).__name__}")
         ts = msg.get("ts")
-        if type(ts) is str and ts.isascii() and ts.isdigit() and len(ts) <= 15:
-            ts = int(ts)  # the orderbook page's reminder shows "ts": "1772694601512"; its table says number
-        if type(ts) is not int or ts <= 0:
+        if type(ts) is not int:
+            ts = _ts_of(ts, topic)
+        elif ts <= 0:
             raise ParseError("bad_type", f"ts should be epoch ms, got {ts!r:.40} in {topic}")
-        data = msg.get("data")
         channel, _, symbol = topic.partition(".")
-        return self.on_data(channel, symbol, msg.get("type"), data, ts, topic)
+        return self.on_data(channel, symbol, msg.get("type"), msg.get("data"), ts, topic)
 
     def on_data(self, channel: str, rest: str, kind: Any, data: Any, ts: int, topic: str) -> list[Update] | Control:
         raise ParseError("unknown_topic", topic)
@@ -282,16 +310,23 @@ class SpotStream(BybitStream):
         raise ParseError("unknown_topic", topic)
 
     def _ticker(self, symbol: str, d: dict, ts: int) -> Update:
-        symbol_of(d, "symbol", symbol)
-        ltp = decimal_str(d.get("lastPrice"), "lastPrice", positive=True)
+        if d.get("symbol") != symbol:
+            symbol_of(d, "symbol", symbol)  # raises
+        ltp: Any = d.get("lastPrice")
+        try:
+            ok = type(ltp) is str and 0.0 < float(ltp) < _INF  # decimal_str(positive=True)'s test, inline
+        except ValueError:
+            ok = False
+        if not ok:
+            decimal_str(ltp, "lastPrice", positive=True)  # raises
         fields = decimal_fields(d, _SPOT_TICKER_FIELDS)
         fields["ltp"] = ltp
         fields["original_symbol"] = symbol
         pct = d.get("price24hPcnt")
         if pct is not None:
-            fields["price_change_percent"] = percent_from_fraction(decimal_str(pct, "price24hPcnt"))
+            fields["price_change_percent"] = fraction_to_percent(pct, "price24hPcnt")
         self._has_ticker.add(symbol)
-        return Update(symbol, fields, ts)
+        return _new_update(Update, (symbol, fields, ts))
 
     def _book_top(self, symbol: str, kind: Any, d: dict, ts: int) -> list[Update]:
         symbol_of(d, "s", symbol)
@@ -388,26 +423,27 @@ class LinearStream(BybitStream):
         raise ParseError("unknown_topic", topic)
 
     def _ticker(self, symbol: str, kind: Any, d: dict, ts: int) -> list[Update]:
-        symbol_of(d, "symbol", symbol)
-        if kind == "snapshot":
-            decimal_str(d.get("lastPrice"), "lastPrice", positive=True)
-        elif kind == "delta":
+        if d.get("symbol") != symbol:
+            symbol_of(d, "symbol", symbol)  # raises
+        if kind == "delta":
             if symbol not in self._has_ticker:
                 raise ParseError("delta_before_snapshot", f"ticker delta for {symbol} before its snapshot")
+        elif kind == "snapshot":
+            decimal_str(d.get("lastPrice"), "lastPrice", positive=True)
         else:
             raise ParseError("bad_frame", f"ticker type {kind!r:.20}")
         # Absent = unchanged; "" = not applicable (dated futures' funding): both skipped.
         fields = decimal_fields(d, _LINEAR_TICKER_FIELDS, positive=("ltp",))
         nft = d.get("nextFundingTime")
-        if nft not in (None, "", "0"):
+        if nft is not None and nft != "" and nft != "0":
             fields["next_funding_time"] = ms_to_iso(nft, "nextFundingTime")
         pct = d.get("price24hPcnt")
-        if pct not in (None, ""):
-            fields["price_change_percent"] = percent_from_fraction(decimal_str(pct, "price24hPcnt"))
+        if pct is not None and pct != "":
+            fields["price_change_percent"] = fraction_to_percent(pct, "price24hPcnt")
         if kind == "snapshot":
             fields["original_symbol"] = symbol
             self._has_ticker.add(symbol)
-        return [Update(symbol, fields, ts)] if fields else []
+        return [_new_update(Update, (symbol, fields, ts))] if fields else []
 
     def _resync(self, symbol: str, topic: str, why: str) -> Control:
         """Drop the local book and ask for a fresh snapshot of this one topic, if the limiter allows."""
@@ -558,7 +594,7 @@ def _v5_ok(body: dict) -> bool:
 
 
 def result_of(body: Any, url: str) -> dict:
-    """The `result` of a V5 reply ({retCode, retMsg, result}), or RestError."""
+    """The `result` of a V5 reply ({retCode, retMsg, result}), or ParseError."""
     result: dict = unwrap(body, url, _v5_ok)
     return result
 
@@ -662,7 +698,7 @@ def options(ctx: FeedContext) -> list[Source]:
         now = now_ms()
         prices = {}
         for coin in rule.underlyings if rule.strike_range_pct else ():
-            price = last_price(rest.get(f"{rest_url}{TICKERS_PATH}", spot_ticker_params(coin)))
+            price = rest.get_parsed(f"{rest_url}{TICKERS_PATH}", spot_ticker_params(coin), last_price)
             if price:
                 prices[coin] = price
         chosen, no_price = rule.select(contracts, prices, now)

@@ -34,6 +34,7 @@ from workers.runtime.declare import DERIVATIVE, SPOT, Exchange, Feed
 from workers.runtime.markets import PERPETUAL, Market, market
 from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUBSCRIBED, Control, ParseError, Update
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms
 
 if TYPE_CHECKING:
@@ -530,15 +531,14 @@ KNOWN_EVENTS = frozenset({
 _IGNORED = Control(IGNORED)
 
 
-class SpotTradesStream:
+class SpotTradesStream(WsStream):
     """One socket.io connection following `<pair>@trades` for spot pairs ('B-BTC_USDT').
 
     The heartbeat is the server's: it pings, we answer; our window is its pingInterval + pingTimeout.
     `traded` keeps the pairs that have had a socket trade (across reconnects), for SpotTicker's ltp_for.
     """
 
-    binary_ok = False
-    ping_interval: float | None = None  # server-driven: a client ping kills the spot socket [U]
+    # No ping_interval, no ping_frame: the heartbeat is server-driven; a client ping kills the spot socket [U].
 
     def __init__(self, name: str, url: str, pairs: Iterable[str]) -> None:
         self.name = name
@@ -553,9 +553,6 @@ class SpotTradesStream:
         self.silence_timeout = None  # until this connection's open packet says otherwise
         self.sid = ""
         return []  # the server speaks first
-
-    def ping_frame(self) -> str | None:
-        return None
 
     def join_frames(self) -> tuple[str, ...]:
         return tuple(join_frame(trades_channel(p)) for p in self.pairs)

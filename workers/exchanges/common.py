@@ -1,9 +1,9 @@
-"""Field checks shared by the exchange protocol modules (pure functions, no I/O)."""
+"""Field and reply checks shared by the exchange protocol modules (pure functions, no I/O)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +12,16 @@ from typing import Any
 from orjson import loads
 
 from workers.runtime.model import ParseError
+
+_NAN = float("nan")
+
+
+def unwrap(body: Any, what: str, ok: Callable[[dict], bool], key: str = "result") -> Any:
+    """body[key] of a JSON object reply that `ok` accepts (an exchange's "success" envelope), else
+    ParseError naming `what` (the endpoint) and the reply."""
+    if not isinstance(body, dict) or not ok(body) or key not in body:
+        raise ParseError("bad_reply", f"{what}: unexpected answer {str(body)[:100]}")
+    return body[key]
 
 
 def percent_to_fraction(value: str) -> str:
@@ -54,12 +64,26 @@ def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: b
 
 def decimal_fields(d: dict, names: Sequence[tuple[str, str]], positive: Collection[str] = ()) -> dict[str, str]:
     """{dst: d[src]} for each (src, dst) present and non-empty in `d`, each checked by decimal_str
-    (and > 0 where dst is in `positive`)."""
+    (and > 0 where dst is in `positive`).
+
+    Runs for every field of every ticker frame: a value that passes is checked inline (one float(),
+    one compare; `x - x == 0` holds for finite x only), and only one that fails goes through
+    decimal_str, for its error."""
     fields = {}
+    get = d.get
     for src, dst in names:
-        v = d.get(src)
-        if v is not None and v != "":
-            fields[dst] = decimal_str(v, src, positive=dst in positive)
+        v = get(src)
+        if v is None or v == "":
+            continue
+        if type(v) is str:
+            try:
+                x = float(v)
+            except ValueError:
+                x = _NAN
+            if x - x == 0.0 and (x > 0.0 or dst not in positive):
+                fields[dst] = v
+                continue
+        fields[dst] = decimal_str(v, src, positive=dst in positive)
     return fields
 
 

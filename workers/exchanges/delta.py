@@ -34,14 +34,13 @@ from collections.abc import Callable, Collection, Iterable, MutableMapping, Sequ
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction
+from workers.exchanges.common import decode_object, describe, number_str, percent_to_fraction, unwrap
 from workers.runtime.chain import ChainRule, Contract
 from workers.runtime.declare import DERIVATIVE, OPTION, SPOT, Exchange, Feed
 from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market, split_quote
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.paging import unwrap
-from workers.runtime.poll import RestError
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import now_ms
 
 if TYPE_CHECKING:
@@ -227,16 +226,13 @@ def _tokens(text: str) -> set[str]:
     return {t.rstrip(".") for t in re.findall(r"[A-Za-z0-9_.\-]+", text)}
 
 
-class DeltaStream:
+class DeltaStream(WsStream):
     """One Delta public socket: which symbols on which channels, and the frame dispatch.
 
     `channels` maps a logical channel (`CHANNELS`' keys) to exchange symbols; `keys` maps
     an exchange symbol to its Redis key (they differ only for spot indices: '.DEXBTUSD'
     is written as 'BTCUSD').
     """
-
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
 
     def __init__(
         self,
@@ -275,9 +271,6 @@ class DeltaStream:
         if any(self._wanted.values()):
             frames.append(subscribe_frame(self._wanted))
         return frames
-
-    def ping_frame(self) -> str | None:
-        return None
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -425,7 +418,7 @@ def products_page(body: Any) -> tuple[list[dict], str | None]:
     """One page of /v2/products: rows with a symbol, and the `after` cursor of the next page."""
     rows = unwrap(body, PRODUCTS_PATH, _ok)
     if not isinstance(rows, list):
-        raise RestError(f"GET {PRODUCTS_PATH}: result is not a list")
+        raise ParseError("bad_reply", f"{PRODUCTS_PATH}: result is not a list")
     meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
     after = meta.get("after")
     return [r for r in rows if isinstance(r, dict) and isinstance(r.get("symbol"), str)], after if isinstance(after, str) else None
@@ -556,7 +549,8 @@ def _live_products(rest: Rest, rest_url: str, contract_types: Sequence[str]) -> 
 
 
 def _ticker_rows(rest: Rest, rest_url: str, contract_types: Sequence[str], underlying: str | None = None) -> list[dict]:
-    return rows_of(rest.get(f"{rest_url}{TICKERS_PATH}", tickers_params(contract_types, underlying)), TICKERS_PATH)
+    return rest.get_parsed(f"{rest_url}{TICKERS_PATH}", tickers_params(contract_types, underlying),
+                           lambda body: rows_of(body, TICKERS_PATH))
 
 
 def _discovered(ctx: FeedContext, kind: str, plan_of: Callable[[Rest, str], Plan]) -> list[Source]:
@@ -658,7 +652,7 @@ def spot_plan(wanted: Sequence[str], markets: Collection[str], indices: Collecti
 def spot(ctx: FeedContext) -> list[Source]:
     def plan(rest: Rest, rest_url: str) -> Plan:
         markets = {p["symbol"] for p in _live_products(rest, rest_url, ("spot",))}
-        found, refused = spot_plan(ctx.service.symbols, markets, index_symbols(rest.get(f"{rest_url}{INDICES_PATH}")))
+        found, refused = spot_plan(ctx.service.symbols, markets, rest.get_parsed(f"{rest_url}{INDICES_PATH}", None, index_symbols))
         ctx.report_selection(found[1].values(), refused)
         return found
 

@@ -31,16 +31,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from orjson import dumps
 
-from workers.exchanges.common import decode_object, describe
+from workers.exchanges.common import decode_object, describe, unwrap
 from workers.runtime.chain import ChainRule, Contract
 from workers.runtime.config import ConfigError
 from workers.runtime.declare import DERIVATIVE, OPTION, SPOT, Exchange, Feed
 from workers.runtime.limiter import Limiter
 from workers.runtime.markets import FUTURE, PERPETUAL, Market, expiry_date, market
-from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.paging import unwrap
-from workers.runtime.poll import RestError
+from workers.runtime.model import IGNORED, PONG, RECONNECT, REPLY, SUB_REJECTED, SUBSCRIBED, Control, ParseError, RestError, Update
 from workers.runtime.sharding import shard
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import now_ms
 
 if TYPE_CHECKING:
@@ -185,7 +184,20 @@ _OPTION_BOOK = (("bid", "best_bid", "bid_size", "bid_iv", "best_bid_usd"), ("ask
 _GREEKS = ("delta", "gamma", "vega", "theta", "rho")
 
 
-class DeribitStream:
+def _event_ms(symbol: str, obj: Any, what: str) -> int:
+    """The epoch-ms `timestamp` of a ticker or trade object pushed on `symbol`'s channel, checked: an object,
+    of that instrument, with an int time."""
+    if type(obj) is not dict:
+        raise ParseError("bad_frame", f"{what} of {symbol[:60]} is not an object")
+    if obj.get("instrument_name") != symbol:
+        raise ParseError("bad_frame", f"{what} of {obj.get('instrument_name')!r:.60} on channel of {symbol[:60]}")
+    ts = obj.get("timestamp")
+    if type(ts) is not int or ts <= 0:
+        raise ParseError("bad_type", f"{what} timestamp should be epoch ms, got {ts!r:.40}")
+    return ts
+
+
+class DeribitStream(WsStream):
     """One Deribit connection: its instruments' ticker and trades channels, and the frame dispatch."""
 
     binary_ok = False
@@ -324,13 +336,7 @@ class DeribitStream:
             raise ParseError("bad_frame", f"trades of {symbol[:60]} is not a list of trades")
         info = self.info.get(symbol)
         last = data[-1]
-        if type(last) is not dict:
-            raise ParseError("bad_frame", f"trade of {symbol[:60]} is not an object")
-        if last.get("instrument_name") != symbol:
-            raise ParseError("bad_frame", f"trade of {last.get('instrument_name')!r:.60} on channel of {symbol[:60]}")
-        ts = last.get("timestamp")
-        if type(ts) is not int or ts <= 0:
-            raise ParseError("bad_type", f"trade timestamp should be epoch ms, got {ts!r:.40}")
+        ts = _event_ms(symbol, last, "trade")
         price = num(last.get("price"), "price", positive=True)
         if info is None:
             return []  # a channel this stream did not ask for
@@ -339,13 +345,7 @@ class DeribitStream:
     def _ticker(self, symbol: str, d: Any) -> list[Update]:
         """A whole ticker object (every push); only the values that changed since this connection's last
         push of the symbol are converted and written (Redis keeps the rest): most fields move rarely."""
-        if type(d) is not dict:
-            raise ParseError("bad_frame", f"ticker of {symbol[:60]} is not an object")
-        if d.get("instrument_name") != symbol:
-            raise ParseError("bad_frame", f"ticker of {d.get('instrument_name')!r:.60} on channel of {symbol[:60]}")
-        ts = d.get("timestamp")
-        if type(ts) is not int or ts <= 0:
-            raise ParseError("bad_type", f"ticker timestamp should be epoch ms, got {ts!r:.40}")
+        ts = _event_ms(symbol, d, "ticker")
         info = self.info.get(symbol)
         if info is None:
             return []

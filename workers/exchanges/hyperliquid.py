@@ -30,7 +30,7 @@ from workers.runtime import declare
 from workers.runtime.config import ConfigError
 from workers.runtime.markets import PERPETUAL, Market, market
 from workers.runtime.model import IGNORED, PONG, SUB_REJECTED, SUBSCRIBED, Control, ParseError, Update
-from workers.runtime.poll import RestError
+from workers.runtime.stream import WsStream
 from workers.runtime.timefmt import iso_ms, now_ms
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def _meta_of(reply: Any, what: str) -> dict:
     if isinstance(reply, list) and len(reply) == 2:
         reply = reply[0]
     if not isinstance(reply, dict) or not isinstance(reply.get("universe"), list):
-        raise RestError(f"{what}: unexpected answer ({type(reply).__name__} without a universe list)")
+        raise ParseError("bad_reply", f"{what}: unexpected answer ({type(reply).__name__} without a universe list)")
     return reply
 
 
@@ -149,7 +149,7 @@ def resolve_perp(meta_reply: Any, wanted: Iterable[str]) -> tuple[list[str], dic
 
     Names must match the universe exactly (case matters: `kPEPE`); delisted coins are refused because
     their marks are frozen. `meta_reply` is a `meta` or `metaAndAssetCtxs` answer; a malformed one
-    raises RestError (the discovery poller retries).
+    raises ParseError (read through poll.post_parsed: a RestError, which the discovery poller retries).
     """
     universe = _meta_of(meta_reply, "meta")["universe"]
     listed: dict[str, dict] = {}
@@ -333,9 +333,9 @@ def ctx_updates(kind: str, reply: Any, keys: dict[str, str], now: int) -> tuple[
     {coin: problem} for contexts that failed the checks and were skipped), for the coins in `keys`
     (exchange coin -> Redis symbol). Event time = `now` (contexts carry none). Perp contexts carry no
     name: they join the universe by position. Spot contexts carry `coin`; where one does not (the docs'
-    example) it joins by position too. A reply of the wrong shape raises RestError."""
+    example) it joins by position too. A reply of the wrong shape raises ParseError."""
     if not (isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], list)):
-        raise RestError(f"{kind} asset contexts: expected [meta, [ctx...]], got {type(reply).__name__}")
+        raise ParseError("bad_reply", f"{kind} asset contexts: expected [meta, [ctx...]], got {type(reply).__name__}")
     universe = _meta_of(reply, "meta" if kind == PERP else "spotMeta")["universe"]
     out: list[Update] = []
     bad: dict[str, str] = {}
@@ -360,7 +360,7 @@ def ctx_updates(kind: str, reply: Any, keys: dict[str, str], now: int) -> tuple[
 # -- the stream --------------------------------------------------------------------------
 
 
-class HyperliquidStream:
+class HyperliquidStream(WsStream):
     """One Hyperliquid socket: `trades`, `activeAssetCtx` and `bbo` per coin, and the frame dispatch.
 
     `keys` maps the exchange coin to its Redis symbol (perp 'BTC' -> 'BTC'; spot '@107' -> 'HYPE/USDC').
@@ -368,9 +368,6 @@ class HyperliquidStream:
     Context frames carry no time: their event time is `clock()` (the receive time, epoch ms), and the
     hourly `next_funding_time` is computed from it.
     """
-
-    binary_ok = False
-    silence_timeout: float | None = None  # the configured window
 
     def __init__(
         self,
@@ -598,10 +595,10 @@ def _feed(ctx: FeedContext, kind: str) -> list[Source]:
     def discover(rest: Rest) -> list[str]:
         nonlocal keys
         if kind == PERP:
-            coins, refused = resolve_perp(rest.post(info, meta_request()), svc.symbols)
+            coins, refused = rest.post_parsed(info, meta_request(), lambda reply: resolve_perp(reply, svc.symbols))
             resolved = {coin: coin for coin in coins}
         else:
-            names, refused = resolve_spot(rest.post(info, spot_meta_request()), svc.symbols)
+            names, refused = rest.post_parsed(info, spot_meta_request(), lambda reply: resolve_spot(reply, svc.symbols))
             resolved = {coin: name for name, coin in names.items()}
         ctx.report_selection(resolved.values(), refused)
         keys = resolved

@@ -1,4 +1,4 @@
-"""The sink's server-side scripts (sink.MARK_ALL_LUA, RECONCILE_LUA), done by the client for a Redis Cluster.
+"""The server-side scripts of stale.py (MARK_ALL_LUA, RECONCILE_LUA), done by the client for a Redis Cluster.
 
 A script may only touch the keys it declares, all in one slot; a prefix's keys are spread over every
 master. So a cluster gets the same steps as pipelined single-key commands (redis-py groups them per
@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-STALE = "stale"
+from .fields import STALE
 
 
 def mark_all(client: redis.Redis, index_key: str, prefix: str, value: str, *, status_key: str | None,

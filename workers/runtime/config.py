@@ -17,6 +17,7 @@ import yaml
 from workers import registry
 from workers.runtime.redis_url import ALLOWED as REDIS_URL_FORMS
 from workers.runtime.redis_url import check as check_redis_url
+from workers.runtime.stream import DEFAULT_DATA_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = ROOT / "exchanges.yaml"
@@ -59,7 +60,7 @@ class ServiceConfig:
     book_top: bool
     discovery_interval: float
     selection: Mapping[str, Any] = field(default_factory=dict)
-    data_timeout: float = 120.0  # no data frame on a connection this long: resubscribe, then reconnect
+    data_timeout: float = DEFAULT_DATA_TIMEOUT_S  # no data frame on a connection this long: resubscribe, then reconnect
     max_connection_age: float | None = None  # replace a connection this old (None: the exchange's own limit, if any)
 
     @property
@@ -181,7 +182,7 @@ SERVICE_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
     "levels": (_int_range(1, 200), 10),
     "book_top": (_bool, True),
     "discovery_interval": (_seconds(0.5, 86400), 300.0),
-    "data_timeout": (_seconds(1, 86400), 120.0),
+    "data_timeout": (_seconds(1, 86400), DEFAULT_DATA_TIMEOUT_S),
     "selection": (_mapping, {}),
     "max_connection_age": (_seconds(1, 7 * 86400), None),
 }
@@ -215,7 +216,22 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
     are checked against their declared feeds (None: every exchange; a feed process checks its own)."""
     data = _mapping("(top level)", data if data is not None else {})
     _check_keys("", data, ["redis", "defaults", "exchanges"])
+    url, publish, history_len = _redis_settings(data, redis_url)
+    defaults = _mapping("defaults", data.get("defaults") or {})
+    _check_keys("defaults", defaults, list(DEFAULTABLE))
+    defaults = {k: SERVICE_KEYS[k][0](f"defaults.{k}", v) for k, v in defaults.items()}
+    services: dict[str, ServiceConfig] = {}
+    for ex_name, ex in _mapping("exchanges", data.get("exchanges") or {}).items():
+        for svc in _exchange_services(ex_name, ex, defaults, checked is None or ex_name in checked):
+            if svc.service_id in services:
+                raise ConfigError(svc.path, "service configured twice")
+            services[svc.service_id] = svc
+    _check_unique_prefixes(services)
+    return Config(path=path, redis_url=url, publish=publish, history_len=history_len, services=services)
 
+
+def _redis_settings(data: dict, redis_url: str | None) -> tuple[str, bool, int]:
+    """`redis:` (url, publish, history_len); `redis_url` (REDIS_URL) overrides the file's url."""
     redis_cfg = _mapping("redis", data.get("redis") or {})
     _check_keys("redis", redis_cfg, ["url", "publish", "history_len"])
     publish = _bool("redis.publish", redis_cfg.get("publish", True))
@@ -225,69 +241,77 @@ def parse_config(data: Any, path: Path = DEFAULT_CONFIG_PATH, redis_url: str | N
         check_redis_url(url)
     except ValueError as exc:
         raise ConfigError("redis.url", str(exc), REDIS_URL_FORMS) from None
+    return url, publish, history_len
 
-    defaults = _mapping("defaults", data.get("defaults") or {})
-    _check_keys("defaults", defaults, list(DEFAULTABLE))
-    defaults = {k: SERVICE_KEYS[k][0](f"defaults.{k}", v) for k, v in defaults.items()}
 
-    exchanges = _mapping("exchanges", data.get("exchanges") or {})
-    services: dict[str, ServiceConfig] = {}
-    for ex_name, ex in exchanges.items():
-        ex_path = f"exchanges.{ex_name}"
-        if ex_name not in registry.EXCHANGES:
-            raise ConfigError(ex_path, "unknown exchange", ", ".join(sorted(registry.EXCHANGES)))
-        ex = _mapping(ex_path, ex)
-        _check_keys(ex_path, ex, ["enabled", "endpoints", "services"])
-        ex_enabled = _bool(f"{ex_path}.enabled", ex.get("enabled", True))
-        endpoints_raw = _mapping(f"{ex_path}.endpoints", ex.get("endpoints") or {})
-        endpoints = {
-            _name(f"{ex_path}.endpoints", k): _url(f"{ex_path}.endpoints.{k}", v)
-            for k, v in endpoints_raw.items()
-        }
-        for sid, svc in _mapping(f"{ex_path}.services", ex.get("services") or {}).items():
-            svc_path = f"{ex_path}.services.{sid}"
-            uses_rest = _check_service_id(ex_name, sid, svc_path, checked is None or ex_name in checked)
-            if sid in services:
-                raise ConfigError(svc_path, "service configured twice")
-            svc = _mapping(svc_path, svc)
-            _check_keys(svc_path, svc, list(SERVICE_KEYS))
-            values: dict[str, Any] = {}
-            for key, (check, default) in SERVICE_KEYS.items():
-                if key in svc:
-                    values[key] = check(f"{svc_path}.{key}", svc[key])
-                else:
-                    values[key] = defaults.get(key, default)
-            if values["redis_prefix"] is None:
-                raise ConfigError(f"{svc_path}.redis_prefix", "missing", "a key prefix such as " + sid)
-            if values["endpoint"] is None:
-                raise ConfigError(f"{svc_path}.endpoint", "missing", ", ".join(endpoints) or "define exchanges.<name>.endpoints first")
-            if values["endpoint"] not in endpoints:
-                raise ConfigError(
-                    f"{svc_path}.endpoint", f"{values['endpoint']!r} is not one of {ex_path}.endpoints",
-                    ", ".join(endpoints) or "none defined",
-                )
-            rest = values["rest_endpoint"]
-            if rest is None and uses_rest:
-                raise ConfigError(f"{svc_path}.rest_endpoint", f"missing: {sid} discovers or polls over REST",
-                                  ", ".join(k for k, v in endpoints.items() if v.startswith("http")) or "an http(s) endpoint")
-            if rest is not None and rest not in endpoints:
-                raise ConfigError(f"{svc_path}.rest_endpoint", f"{rest!r} is not one of {ex_path}.endpoints",
-                                  ", ".join(endpoints))
-            services[sid] = ServiceConfig(
-                service_id=sid,
-                exchange=ex_name,
-                enabled=ex_enabled and values.pop("enabled"),
-                endpoints=endpoints,
-                **{k: v for k, v in values.items() if k != "enabled"},
-            )
+def _exchange_services(ex_name: str, ex: Any, defaults: Mapping[str, Any], declared: bool) -> list[ServiceConfig]:
+    """The services of `exchanges.<ex_name>`, each checked against its exchange's endpoints (and, when
+    `declared`, against the exchange's declared feeds)."""
+    ex_path = f"exchanges.{ex_name}"
+    if ex_name not in registry.EXCHANGES:
+        raise ConfigError(ex_path, "unknown exchange", ", ".join(sorted(registry.EXCHANGES)))
+    ex = _mapping(ex_path, ex)
+    _check_keys(ex_path, ex, ["enabled", "endpoints", "services"])
+    ex_enabled = _bool(f"{ex_path}.enabled", ex.get("enabled", True))
+    endpoints_raw = _mapping(f"{ex_path}.endpoints", ex.get("endpoints") or {})
+    endpoints = {
+        _name(f"{ex_path}.endpoints", k): _url(f"{ex_path}.endpoints.{k}", v)
+        for k, v in endpoints_raw.items()
+    }
+    out: list[ServiceConfig] = []
+    for sid, svc in _mapping(f"{ex_path}.services", ex.get("services") or {}).items():
+        svc_path = f"{ex_path}.services.{sid}"
+        uses_rest = _check_service_id(ex_name, sid, svc_path, declared)
+        values = _service_values(sid, svc_path, _mapping(svc_path, svc), defaults)
+        _check_service_endpoints(sid, svc_path, ex_path, values, endpoints, uses_rest)
+        out.append(ServiceConfig(
+            service_id=sid,
+            exchange=ex_name,
+            enabled=ex_enabled and values.pop("enabled"),
+            endpoints=endpoints,
+            **{k: v for k, v in values.items() if k != "enabled"},
+        ))
+    return out
+
+
+def _service_values(sid: str, svc_path: str, svc: dict, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Every SERVICE_KEYS value of one service: its own, else the top-level default, else the built-in one."""
+    _check_keys(svc_path, svc, list(SERVICE_KEYS))
+    values: dict[str, Any] = {}
+    for key, (check, default) in SERVICE_KEYS.items():
+        if key in svc:
+            values[key] = check(f"{svc_path}.{key}", svc[key])
+        else:
+            values[key] = defaults.get(key, default)
+    if values["redis_prefix"] is None:
+        raise ConfigError(f"{svc_path}.redis_prefix", "missing", "a key prefix such as " + sid)
+    return values
+
+
+def _check_service_endpoints(sid: str, svc_path: str, ex_path: str, values: Mapping[str, Any],
+                             endpoints: Mapping[str, str], uses_rest: bool) -> None:
+    """The service's `endpoint` (and `rest_endpoint`, required for feeds using REST) name endpoints of its exchange."""
+    if values["endpoint"] is None:
+        raise ConfigError(f"{svc_path}.endpoint", "missing", ", ".join(endpoints) or "define exchanges.<name>.endpoints first")
+    if values["endpoint"] not in endpoints:
+        raise ConfigError(
+            f"{svc_path}.endpoint", f"{values['endpoint']!r} is not one of {ex_path}.endpoints",
+            ", ".join(endpoints) or "none defined",
+        )
+    rest = values["rest_endpoint"]
+    if rest is None and uses_rest:
+        raise ConfigError(f"{svc_path}.rest_endpoint", f"missing: {sid} discovers or polls over REST",
+                          ", ".join(k for k, v in endpoints.items() if v.startswith("http")) or "an http(s) endpoint")
+    if rest is not None and rest not in endpoints:
+        raise ConfigError(f"{svc_path}.rest_endpoint", f"{rest!r} is not one of {ex_path}.endpoints",
+                          ", ".join(endpoints))
+
+
+def _check_unique_prefixes(services: Mapping[str, ServiceConfig]) -> None:
     prefixes = [s.redis_prefix for s in services.values()]
     for s in services.values():
         if prefixes.count(s.redis_prefix) > 1:
-            raise ConfigError(
-                f"exchanges.{s.exchange}.services.{s.service_id}.redis_prefix",
-                f"prefix {s.redis_prefix!r} is used by more than one service",
-            )
-    return Config(path=path, redis_url=url, publish=publish, history_len=history_len, services=services)
+            raise ConfigError(f"{s.path}.redis_prefix", f"prefix {s.redis_prefix!r} is used by more than one service")
 
 
 def load_config(path: str | os.PathLike | None = None, checked: Collection[str] | None = None) -> Config:

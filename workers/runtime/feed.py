@@ -25,6 +25,8 @@ from workers import registry
 from .config import DEFAULT_CONFIG_PATH, DEFAULT_REDIS_URL, ROOT, Config, ConfigError, ServiceConfig, load_config
 from .heap import HeapTrimmer
 from .model import Update
+from .redis_url import SCHEMES as REDIS_URL_SCHEMES
+from .redis_url import redact, scheme_of
 from .sink import RedisSink
 from .stats import SUBSCRIBED, FeedStats
 from .status import StatusReporter, report_config_error
@@ -43,6 +45,10 @@ QUICK_EXIT_S = 1.6
 class Source(Protocol):
     """Something that produces updates on its own threads (a WebSocket, a REST poller)."""
 
+    # True: the source decides the symbol set (discovery) and reconciles Redis with it at each
+    # discovery; False: run_feed reconciles Redis with the configured symbols at start.
+    discovers_symbols: bool
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
     def join(self, timeout: float) -> None: ...
@@ -58,11 +64,12 @@ class FeedContext:
         self.sink = sink
         self.log = logging.getLogger(service.service_id)
 
-    def connection(self, stream: WsStream) -> WsConnection:
-        """One WebSocket connection of this feed, with its configured silence and data windows."""
+    def connection(self, stream: WsStream, *, start_delay: float = 0.0) -> WsConnection:
+        """One WebSocket connection of this feed, with its configured silence and data windows; its first connect
+        waits `start_delay` seconds (spacing a feed's connections under an exchange's connections-per-second limit)."""
         svc = self.service
         return WsConnection(stream, self.sink, self.stats, silence_timeout=svc.silence_timeout, data_timeout=svc.data_timeout,
-                            max_connection_age=svc.max_connection_age)
+                            max_connection_age=svc.max_connection_age, start_delay=start_delay)
 
     def discovered(self, discover: Callable[[Rest], Sequence[str]], connections: Callable[[list[str]], Sequence[Source]]) -> Source:
         """Symbols found over REST every `discovery_interval` (`discover`), followed on the connections
@@ -127,12 +134,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
     """Run one feed until SIGTERM/SIGINT, then stop cleanly and exit 0."""
     setup_logging(service_id)
     log = logging.getLogger(service_id)
-    try:
-        config = load_config(checked=[registry.exchange_of(service_id) or ""])  # its own exchange's feeds; not every module
-        service = config.service(service_id)
-    except ConfigError as exc:
-        _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
-
+    config, service = _load_config_or_exit(service_id)
     die_with_parent(log)
     _single_instance(service_id, log)
     parent = os.getppid()
@@ -142,6 +144,41 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
         config.redis_url, service.redis_prefix, stats,
         publish=config.publish, history_len=config.history_len,
     )
+    stop = _stop_on_signals(log)
+    try:
+        sources = list(build_sources(FeedContext(config, service, stats, sink)))
+    except ConfigError as exc:
+        _config_error(service_id, exc, config.redis_url, service.redis_prefix)
+    status = StatusReporter(config.redis_url, stats, sink, stale_after=service.stale_after)
+    log.info(
+        "starting %s: %d source(s), %d symbol(s), prefix %r, Redis %s",
+        service_id, len(sources), len(stats.symbols), service.redis_prefix, redact(config.redis_url),
+    )
+    if not service.enabled:
+        log.warning("%s is disabled in %s but was started by hand; running anyway", service_id, config.path)
+    # Redis as this process finds it: keys no longer configured removed, keys left from the previous
+    # run marked stale until rewritten. Feeds that discover their set reconcile at each discovery.
+    discovers = any(src.discovers_symbols for src in sources)
+    sink.reconcile(None if discovers else service.symbols)
+    sink.start()
+    status.start()  # its first publish happens on its own thread: start does not wait for Redis
+    for src in sources:
+        src.start()
+    _wait_for_stop(stop, parent, log)
+    _stop_and_exit(sources, sink, status, stats, log)
+
+
+def _load_config_or_exit(service_id: str) -> tuple[Config, ServiceConfig]:
+    """The configuration and this feed's service in it; a bad one is reported and the process exits 2."""
+    try:
+        config = load_config(checked=[registry.exchange_of(service_id) or ""])  # its own exchange's feeds; not every module
+        return config, config.service(service_id)
+    except ConfigError as exc:
+        _config_error(service_id, exc, *_hints_of_unchecked_config(service_id))
+
+
+def _stop_on_signals(log: logging.Logger) -> threading.Event:
+    """An event set by SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -150,28 +187,11 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
 
-    ctx = FeedContext(config, service, stats, sink)
-    try:
-        sources = list(build_sources(ctx))
-    except ConfigError as exc:
-        _config_error(service_id, exc, config.redis_url, service.redis_prefix)
-    status = StatusReporter(config.redis_url, stats, sink, stale_after=service.stale_after)
-    log.info(
-        "starting %s: %d source(s), %d symbol(s), prefix %r, Redis %s",
-        service_id, len(sources), len(stats.symbols), service.redis_prefix, _redact(config.redis_url),
-    )
-    if not service.enabled:
-        log.warning("%s is disabled in %s but was started by hand; running anyway", service_id, config.path)
-    # Redis as this process finds it: keys no longer configured removed, keys left from the previous
-    # run marked stale until rewritten. Feeds that discover their set reconcile at each discovery.
-    discovers = any(getattr(src, "discovers_symbols", False) for src in sources)
-    sink.reconcile(None if discovers else service.symbols)
-    sink.start()
-    status.start()  # its first publish happens on its own thread: start does not wait for Redis
-    for src in sources:
-        src.start()
 
+def _wait_for_stop(stop: threading.Event, parent: int, log: logging.Logger) -> None:
+    """The main thread's loop while the sources run: heap trimming, and an eye on the parent process."""
     trimmer = HeapTrimmer(time.monotonic())
     while not stop.wait(0.5):
         trimmer.tick(time.monotonic())
@@ -179,6 +199,10 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
             log.error("parent process %d (supervisord) is gone; stopping", parent)
             break
 
+
+def _stop_and_exit(sources: Sequence[Source], sink: RedisSink, status: StatusReporter, stats: FeedStats,
+                   log: logging.Logger) -> NoReturn:
+    """Stop within STOP_BUDGET_S: sources, then the sink's last writes, then the `stopped` marks; exit 0."""
     deadline = time.monotonic() + STOP_BUDGET_S
     status.halt()  # no liveness marks from here on: the last one is `stopped`
     for src in sources:
@@ -189,7 +213,7 @@ def run_feed(service_id: str, build_sources: SourceBuilder) -> None:
 
     def final_writes() -> None:
         if sink.connected:
-            sink.mark_all_stale("stopped")  # every key of the prefix: nothing writes them any more
+            sink.mark_prefix_stale("stopped")  # every key of the prefix: nothing writes them any more
         status.stop()
 
     # A hung Redis (accepts, never answers) must not hold the exit past the budget.
@@ -314,7 +338,7 @@ def _hints_of_unchecked_config(service_id: str) -> tuple[str, str | None]:
     try:
         data = yaml.safe_load(Path(os.environ.get("LTP_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
         raw_url = data.get("redis", {}).get("url")
-        if not url and isinstance(raw_url, str) and raw_url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        if not url and isinstance(raw_url, str) and scheme_of(raw_url) in REDIS_URL_SCHEMES:
             url = raw_url
         for ex in (data.get("exchanges") or {}).values():
             svc = ((ex or {}).get("services") or {}).get(service_id)
@@ -324,10 +348,3 @@ def _hints_of_unchecked_config(service_id: str) -> tuple[str, str | None]:
         pass
     return url or DEFAULT_REDIS_URL, prefix
 
-
-def _redact(url: str) -> str:
-    """Hide a password in a Redis URL before logging it."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url

@@ -47,7 +47,7 @@ FIELDS: dict[str, str] = {
     "premium": "premium of mark over oracle, fraction (Hyperliquid)",
     # activity
     "open_interest": "open interest (unit per feed: see the README table)",
-    "open_interest_value": "open interest in quote currency",
+    "open_interest_value": "open interest in quote currency (Deribit and OKX swaps: USD)",
     "volume_24h": "24 h volume in base units",
     "turnover_24h": "24 h turnover in quote currency",
     "high_24h": "24 h high",
@@ -75,7 +75,12 @@ FIELDS: dict[str, str] = {
 # Written by the sink on every write, not by parsers.
 SINK_FIELDS = frozenset({"timestamp", "recv_ts"})
 # Reserved for the runtime (liveness); a parser never writes it.
-RESERVED = frozenset({"stale"})
+STALE = "stale"  # absent = live; else "<cause> <ISO time>" (see runtime/stale.py)
+RESERVED = frozenset({STALE})
+
+# The other keys of a prefix, beside its hashes `<prefix>:<SYMBOL>`:
+SYMBOL_INDEX = "ltp:symbols:{prefix}"  # set of the symbols under a prefix: SCARD is the data count
+HISTORY = "ltp:history:{prefix}:{symbol}"  # capped list of recent LTPs (newest first), for sparklines
 PARSER_FIELDS = frozenset(FIELDS) - SINK_FIELDS - RESERVED
 
 

@@ -40,3 +40,12 @@ class ParseError(Exception):
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
+
+
+class RestError(Exception):
+    """A REST call that failed or an answer that can't be used; `retry_after` is the server's wait hint, if any.
+    Here, not in the HTTP client's module: exchange wiring catches it without importing the client."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

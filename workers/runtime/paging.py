@@ -1,7 +1,7 @@
-"""REST replies: one check of an exchange's envelope, one cursor-paging loop.
+"""REST replies: one cursor-paging loop.
 
-Each exchange module gives a pure `page(body) -> (rows, next_cursor)` that raises
-RestError for an envelope that says "error"; the loop here follows the cursor.
+Each exchange module gives a pure `page(body) -> (rows, next_cursor)` that raises ParseError
+for an envelope that says "error" (`exchanges.common.unwrap`); the loop here follows the cursor.
 """
 
 from __future__ import annotations
@@ -9,18 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .poll import RestError, RestSession, get_json
+from .poll import RestError, RestSession, get_parsed
 
 MAX_PAGES = 200  # a cursor that never ends must not hang discovery
 
 Page = Callable[[Any], tuple[list[dict], str | None]]
-
-
-def unwrap(body: Any, url: str, ok: Callable[[dict], bool], key: str = "result") -> Any:
-    """body[key] of a JSON object reply that `ok` accepts, else RestError naming the URL and the reply."""
-    if not isinstance(body, dict) or not ok(body) or key not in body:
-        raise RestError(f"GET {url}: unexpected answer {str(body)[:160]}")
-    return body[key]
 
 
 def fetch_pages(
@@ -37,7 +30,7 @@ def fetch_pages(
     rows: list[dict] = []
     seen: set[str] = set()
     for _ in range(max_pages):
-        page_rows, cursor = page(get_json(session, url, params))
+        page_rows, cursor = get_parsed(session, url, params, parse=page)
         rows.extend(page_rows)
         if not cursor or cursor in seen:
             return rows

@@ -10,6 +10,10 @@ requests does), TLS verified against the system CA store (OpenSSL's default path
 SSL_CERT_FILE / SSL_CERT_DIR apply) or the bundle in REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, and
 HTTP(S) proxies from the environment (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, NO_PROXY) as
 urllib reads them. No automatic retries: a failure is one RestError and the poller backs off.
+
+Exchange protocol modules read replies without knowing about HTTP: a reply they can't use raises
+ParseError. `get_parsed`/`post_parsed` are the one place that turns it into a RestError (counted as
+`rest_error`, retried with backoff; the caller writes nothing from that reply).
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 if TYPE_CHECKING:  # imported lazily (RestSession): feeds without REST save its ~1.3 MB of RSS
     import urllib3
 
 from .backoff import Backoff
+from .model import ParseError, RestError
 from .stats import FeedStats
 
 log = logging.getLogger(__name__)
@@ -34,14 +39,7 @@ USER_AGENT = "ltp-market-data/1"
 MAX_REDIRECTS = 10
 CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # requests' names, read the same way (first set wins)
 _REDIRECTS = {301, 302, 303, 307, 308}
-
-
-class RestError(Exception):
-    """A REST answer that can't be used; `retry_after` is the server's wait hint, if any."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+T = TypeVar("T")
 
 
 class RestSession:
@@ -163,6 +161,25 @@ def post_json(session: RestSession, url: str, body: Any, timeout: float = 10.0) 
     return request_json(session, "POST", url, body=body, timeout=timeout)
 
 
+def get_parsed(session: RestSession, url: str, params: dict | None = None, *, parse: Callable[[Any], T],
+               timeout: float = 10.0) -> T:
+    """GET, decode JSON and `parse` it (a protocol module's reader); a reply it refuses with ParseError
+    is a RestError, as every other failure of the request."""
+    return _parsed("GET", url, parse, request_json(session, "GET", url, params=params, timeout=timeout))
+
+
+def post_parsed(session: RestSession, url: str, body: Any, *, parse: Callable[[Any], T], timeout: float = 10.0) -> T:
+    """POST a JSON body, decode the JSON answer and `parse` it; failures as get_parsed's."""
+    return _parsed("POST", url, parse, request_json(session, "POST", url, body=body, timeout=timeout))
+
+
+def _parsed(method: str, url: str, parse: Callable[[Any], T], reply: Any) -> T:
+    try:
+        return parse(reply)
+    except ParseError as exc:
+        raise RestError(f"{method} {url}: unusable answer ({exc.kind}: {exc.detail[:120]})") from None
+
+
 def request_json(session: RestSession, method: str, url: str, *, params: dict | None = None, body: Any = None,
                  timeout: float = 10.0) -> Any:
     """One request, its JSON answer or a RestError.
@@ -198,6 +215,8 @@ def _retry_after(value: str | None) -> float | None:
 
 class RestPoller:
     """Call `poll(session)` every `interval` seconds on a thread; back off on errors."""
+
+    discovers_symbols = False  # a Source of the configured symbols (feed.Source)
 
     def __init__(
         self,

@@ -19,7 +19,6 @@ slot map from them); the user and password are every node's. A cluster has no da
 from __future__ import annotations
 
 import os
-import re
 import threading
 from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -34,6 +33,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_SCHEMES = (SENTINEL_SCHEME, "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SCHEMES = ("redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)  # every form below; check() takes no other
 FORMS = (
     "redis://[[user]:password@]host[:port][/db]",
     "rediss://...[?ssl_ca_certs=/path/ca.pem] (TLS)",
@@ -263,21 +263,44 @@ def client(url: str, timeout: float, connect_timeout: float, max_connections: in
     return redis.Redis(connection_pool=connection_pool(url, timeout, connect_timeout, max_connections=max_connections))
 
 
+def scheme_of(url: str) -> str:
+    """The URL's scheme ("" without `://`); one of SCHEMES for an accepted URL."""
+    scheme, sep, _ = url.partition("://")
+    return scheme if sep else ""
+
+
 def redact(url: str) -> str:
-    """The URL with its credentials hidden, for logs and error messages."""
-    url = re.sub(r"((?:sentinel_)?password=)[^&#]*", r"\1***", url)
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return url
+    """The URL with every credential hidden, for logs and error messages: the user and password
+    before `@` (`user:pass@`, `:pass@`), and the value of every query option naming a password
+    (`password`, `sentinel_password`, `ssl_password`, in any case or %-encoding of the name), in
+    any of SCHEMES. Errs on hiding more: everything before the URL's last `@` goes, even when that
+    `@` is in the query or the URL has no scheme."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    head, question, query = rest.partition("?")
+    if question:
+        query = "&".join(_redact_option(option) for option in query.split("&"))
+    return f"{scheme}{sep}{head}{question}{query}"
+
+
+def _redact_option(option: str) -> str:
+    """`name=value` of a query, its value hidden if the name names a password (a #fragment stays)."""
+    name, eq, value = option.partition("=")
+    if not eq or "password" not in unquote(name).lower():
+        return option
+    fragment = value.partition("#")[1:]
+    return f"{name}=***{''.join(fragment)}"
 
 
 def check(url: Any) -> None:
     """ValueError (what is wrong) unless `url` is one of FORMS with options redis-py takes. Nothing connects."""
     if not isinstance(url, str):
         raise ValueError(f"expected a Redis URL, got {url!r} ({type(url).__name__})")
-    scheme = url.partition("://")[0] if "://" in url else ""
-    if scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES):
+    scheme = scheme_of(url)
+    if scheme not in SCHEMES:
         raise ValueError(f"expected a Redis URL, got {redact(url)!r}")
     if scheme in CLUSTER_SCHEMES or scheme in SENTINEL_SCHEMES:
         try:

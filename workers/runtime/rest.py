@@ -2,8 +2,8 @@
 
 Exchange modules get a `Rest` from the runtime (FeedContext.discovered / FeedContext.poller) and never
 import the HTTP client themselves, so a protocol module stays free of urllib3. A reply that the given
-parser refuses (ParseError) becomes a RestError here, in one place: counted, retried with backoff,
-nothing written from it.
+parser refuses (ParseError) becomes a RestError (poll.get_parsed / post_parsed, the one place that
+does): counted, retried with backoff, nothing written from it.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .model import ParseError
 from .paging import Page, fetch_pages
-from .poll import RestError, RestSession, get_json, post_json
+from .poll import RestSession, get_json, get_parsed, post_parsed
 
 T = TypeVar("T")
 
@@ -26,25 +25,15 @@ class Rest:
         """The decoded JSON answer of a GET."""
         return get_json(self.session, url, params)
 
-    def post(self, url: str, body: Any) -> Any:
-        """The decoded JSON answer of a POST with a JSON body."""
-        return post_json(self.session, url, body)
-
     def get_parsed(self, url: str, params: dict | None, parse: Callable[[Any], T]) -> T:
         """A GET's answer through `parse`; an answer `parse` refuses is a RestError."""
-        return parsed(f"GET {url}", get_json(self.session, url, params), parse)
+        return get_parsed(self.session, url, params, parse=parse)
 
     def post_parsed(self, url: str, body: Any, parse: Callable[[Any], T]) -> T:
         """A POST's answer through `parse`; an answer `parse` refuses is a RestError."""
-        return parsed(f"POST {url}", post_json(self.session, url, body), parse)
+        return post_parsed(self.session, url, body, parse=parse)
 
     def pages(self, url: str, params: dict[str, Any], page: Page, cursor_param: str) -> list[dict]:
         """Every row of a cursor-paged endpoint (see paging.fetch_pages)."""
         return fetch_pages(self.session, url, params, page, cursor_param)
 
-
-def parsed(what: str, body: Any, parse: Callable[[Any], T]) -> T:
-    try:
-        return parse(body)
-    except ParseError as exc:
-        raise RestError(f"{what}: unusable answer ({exc.kind}: {exc.detail[:120]})") from None

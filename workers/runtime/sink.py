@@ -7,16 +7,15 @@ a busy one writes hundreds of frames' worth of keys per round trip. Occasional
 producers (REST polls) `put()`, which wakes the writer thread instead. The
 writer thread also owns every retry: while Redis is away flushes leave the
 data pending, the dict keeps exactly one entry per key (memory bounded by the
-number of instruments, not by the outage's length), and the writer rewrites
-every key's full last state once Redis answers again.
+number of instruments, not by the outage's length; the merge rule: entries.py),
+and the writer rewrites every key's full last state once Redis answers again.
 
-Liveness (`stale`): a key whose value is not known to be current carries a
-field `stale` = "<cause> <ISO time>" (see STALE_CAUSES). `mark_stale()` sets it
-on every key this process wrote; the next write of a marked key removes it
-(an HDEL in the same batch, only for keys currently marked: one dict lookup per
-key on the hot path). At start `reconcile()` removes keys no longer configured
-and marks those left from the previous run. A field whose value is None is
-deleted (HDEL), e.g. a book side that became empty.
+Liveness (`stale`, see stale.py): `mark_written_stale()` marks every key this
+process wrote; the next write of a marked key removes the mark (an HDEL in the
+same batch, only for keys currently marked: one dict lookup per key on the hot
+path). At start `reconcile()` removes keys no longer configured and marks those
+left from the previous run. A field whose value is None is deleted (HDEL), e.g.
+a book side that became empty.
 """
 
 from __future__ import annotations
@@ -28,128 +27,30 @@ from collections.abc import Callable, Collection, Mapping
 from itertools import chain
 from typing import Any, cast
 
-import hiredis
 import redis
 from orjson import dumps
 
-from . import cluster_marks
+from .entries import Entries, merge, merge_entries
+from .fields import HISTORY, STALE, SYMBOL_INDEX
 from .model import Update
 from .redis_url import ClusterClient, is_cluster
 from .redis_url import client as url_client
+from .stale import leftover_marks, mark_prefix_stale, reconcile_prefix, stale_value
 from .stats import FeedStats
-from .timefmt import iso_ms, now_ms
-from .wire import ClusterWire, Wire
+from .timefmt import iso_ms
+from .wire import ClusterWire, Wire, pack_command
 
 log = logging.getLogger(__name__)
 
-# hiredis's stub types the argument as a one-element tuple; it takes any number of arguments.
-pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
-
-SYMBOL_INDEX = "ltp:symbols:{prefix}"   # set of symbols under a prefix: SCARD is the data count
-HISTORY = "ltp:history:{prefix}:{symbol}"  # capped list of recent LTPs (newest first), for sparklines
 HISTORY_EVERY_MS = 1000  # one history point per key per second at most
-
-STALE = "stale"  # the liveness marker field: absent = live; else "<cause> <ISO time>"
-# Why a key is marked. A reader can rely on: no `stale` field => the feed process is running,
-# connected, has received data within `stale_after`, and wrote this key since it started.
-STALE_CAUSES = {
-    "stopped": "the feed was stopped",
-    "disconnected": "the feed's connection to the exchange is down (reconnecting)",
-    "silent": "connected, but no data from the exchange for longer than stale_after",
-    "restarted": "left from a previous run of the feed; not rewritten by the running one yet",
-    "not_running": "the feed's process is gone without a word (its status hash expired)",
-    "config_error": "the feed refuses to start: exchanges.yaml has a bad value",
-}
 _NOTHING: Mapping[str, str] = {}
 START_TIMEOUT_S = 0.8  # Redis calls on the start and stop paths: a hung Redis must not hold them up
-
-# Every indexed key of a prefix: marked stale (unless already marked with the same cause), and
-# published; nothing when KEYS[2] (a status hash) exists. Server-side, one round trip, atomic with
-# that check. Returns how many keys were marked, or -1 when the status hash exists.
-# KEYS: index, status key or "". ARGV: prefix, cause, ISO time, publish (1/0).
-MARK_ALL_LUA = """
-if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local head = ARGV[2] .. ' '
-local value = head .. ARGV[3]
-local n = 0
-for _, sym in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = ARGV[1] .. ':' .. sym
-  if redis.call('EXISTS', key) == 1 then
-    local cur = redis.call('HGET', key, 'stale')
-    if not cur or string.sub(cur, 1, #head) ~= head then
-      redis.call('HSET', key, 'stale', value)
-      if ARGV[4] == '1' then redis.call('PUBLISH', key, cjson.encode({stale = value})) end
-      n = n + 1
-    end
-  end
-end
-return n
-"""
-
-# Start of a feed: every indexed symbol not in the keep list (when one is given) is removed (hash,
-# history, index entry); every other one whose hash exists is marked; an index entry without a
-# hash is dropped. KEYS: index. ARGV: prefix, history prefix, mark value, publish (1/0),
-# keep given (1/0), keep... Returns {removed symbols, marked symbols}.
-RECONCILE_LUA = """
-local keep = nil
-if ARGV[5] == '1' then
-  keep = {}
-  for i = 6, #ARGV do keep[ARGV[i]] = true end
-end
-local removed, marked = {}, {}
-for _, sym in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = ARGV[1] .. ':' .. sym
-  if (keep and not keep[sym]) or redis.call('EXISTS', key) == 0 then
-    redis.call('DEL', key, ARGV[2] .. sym)
-    redis.call('SREM', KEYS[1], sym)
-    removed[#removed + 1] = sym
-  else
-    redis.call('HSET', key, 'stale', ARGV[3])
-    if ARGV[4] == '1' then redis.call('PUBLISH', key, cjson.encode({stale = ARGV[3]})) end
-    marked[#marked + 1] = sym
-  end
-end
-return {removed, marked}
-"""
-
-# The given keys that exist get `stale` = ARGV[1] (published if ARGV[2] is 1); others are not created.
-MARK_EXISTING_LUA = """
-for _, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HSET', key, 'stale', ARGV[1])
-    if ARGV[2] == '1' then redis.call('PUBLISH', key, cjson.encode({stale = ARGV[1]})) end
-  end
-end
-return 0
-"""
-
-
-def stale_value(cause: str, at_ms: int | None = None) -> str:
-    """The marker's value: `stopped 2026-11-29T20:01:02.123Z`."""
-    return f"{cause} {iso_ms(now_ms() if at_ms is None else at_ms)}"
-
-
-def mark_stale(client: redis.Redis, prefix: str, cause: str, *, status_key: str | None = None,
-               publish: bool = True) -> int:
-    """Mark every key of `prefix` (its symbol index) stale with `cause`, in one server-side step.
-
-    For whoever knows a feed is not delivering when the feed itself can't say so: the panel or a
-    watchdog, for a feed whose process died without a word (`kill -9`, OOM). With `status_key`
-    (`service:status:<feed>`) nothing is marked while that hash exists, checked atomically with
-    the marking, so a feed that has just come back is never marked. Keys already marked with the
-    same cause keep their time, so calling it repeatedly is cheap and changes nothing. Returns the
-    number of keys marked, -1 if the status hash exists. The feed clears each mark at its next
-    write of that key (after the status hash reappears it clears every key it writes)."""
-    if is_cluster(client):
-        return cluster_marks.mark_all(client, SYMBOL_INDEX.format(prefix=prefix), prefix, stale_value(cause),
-                                      status_key=status_key, publish=publish)
-    return int(client.eval(MARK_ALL_LUA, 2, SYMBOL_INDEX.format(prefix=prefix), status_key or "",  # type: ignore[arg-type]
-                           prefix, cause, iso_ms(now_ms()), "1" if publish else "0"))
-
-
 SOCKET_TIMEOUT_S = 5
 ERROR_REPLAY_FIRST_S = 0.25  # after an error reply: full rewrite, then waits doubling to ERROR_REPLAY_MAX_S
 ERROR_REPLAY_MAX_S = 5.0
+# What packing a batch found: symbols new to the index, marked keys whose mark goes with this
+# batch, and (symbol, fields deleted) for the deletions to drop from a key's kept state.
+Packed = tuple[list[str], list[str], list[tuple[str, list[str]]]]
 
 
 def redis_client(url: str, timeout: float = SOCKET_TIMEOUT_S, connect_timeout: float = 2) -> redis.Redis:
@@ -187,14 +88,14 @@ class RedisSink:
         self._io_lock = threading.Lock()  # one writer at a time; guards everything below _pending
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
-        # key -> [fields, event_ts_ms, recv_ts_ms]; the only buffer there is.
-        self._pending: dict[str, list[Any]] = {}
+        # symbol -> [fields, event_ts_ms, recv_ts_ms] (entries.py); the only buffer there is.
+        self._pending: Entries = {}
         self._last_ts: dict[str, int] = {}       # newest `timestamp` written per key
         self._history_at: dict[str, int] = {}    # when a history point was last pushed per key
         self._indexed: set[str] = set()          # symbols known to be in the symbol index
         # symbol -> [all fields last written, event_ts, recv_ts]: replayed after an outage,
         # because Redis may return empty. Bounded by the number of instruments.
-        self._written: dict[str, list[Any]] = {}
+        self._written: Entries = {}
         self._replay = False
         # An error reply asks for a full rewrite (`_reply_failed`), at `_error_replay_at` at the earliest.
         self._error_replay = False
@@ -220,18 +121,10 @@ class RedisSink:
             self._wakeup.set()
 
     def stage(self, updates: list[Update], recv_ts_ms: int) -> None:
-        """Queue one frame's updates; the caller writes them with `flush()` after its read."""
+        """Queue updates (a WebSocket connection: those of every frame of one socket read); the caller
+        writes them with `flush()` after its read."""
         with self._lock:
-            pending = self._pending
-            for symbol, fields, event_ts_ms in updates:
-                entry = pending.get(symbol)
-                if entry is None:
-                    pending[symbol] = [dict(fields), event_ts_ms, recv_ts_ms]
-                else:
-                    entry[0].update(fields)
-                    if event_ts_ms > entry[1]:
-                        entry[1] = event_ts_ms
-                    entry[2] = recv_ts_ms
+            merge(self._pending, updates, recv_ts_ms)
 
     def flush(self) -> None:
         """Write what is pending now, on the caller's thread.
@@ -295,10 +188,7 @@ class RedisSink:
             self._failed(redis.ConnectionError("start-up reconciliation not done"), {})
             return False
         if self._error_replay and time.monotonic() >= self._error_replay_at:
-            self._error_replay = False
-            self._replay = True
-            self._error_replay_at = time.monotonic() + self._error_backoff
-            self._error_backoff = min(self._error_backoff * 2, ERROR_REPLAY_MAX_S)
+            self._start_error_replay()
         with self._lock:
             batch, self._pending = self._pending, {}
         pending = batch
@@ -320,7 +210,14 @@ class RedisSink:
         self.connected = True
         return True
 
-    def _failed(self, exc: Exception, pending: dict[str, list[Any]]) -> None:
+    def _start_error_replay(self) -> None:
+        """After an error reply, once its backoff is over: this write is a replay (every key's full state)."""
+        self._error_replay = False
+        self._replay = True
+        self._error_replay_at = time.monotonic() + self._error_backoff
+        self._error_backoff = min(self._error_backoff * 2, ERROR_REPLAY_MAX_S)
+
+    def _failed(self, exc: Exception, pending: Entries) -> None:
         """A send failed: keep what was pending, and rewrite every key's full state (and marks) once
         Redis answers: it may come back empty, so the index is re-added too."""
         self._requeue(pending)
@@ -332,40 +229,47 @@ class RedisSink:
         self.connected = False
         self._wakeup.set()
 
-    def _with_full_state(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def _with_full_state(self, batch: Entries) -> Entries:
         """Every key ever written, its last full state overlaid with what is pending."""
-        full: dict[str, list[Any]] = {}
-        for symbol, (fields, event_ts, recv_ts) in self._written.items():
-            full[symbol] = [dict(fields), event_ts, recv_ts]
-        for symbol, (fields, event_ts, recv_ts) in batch.items():
-            entry = full.get(symbol)
-            if entry is None:
-                full[symbol] = [fields, event_ts, recv_ts]
-            else:
-                entry[0].update(fields)
-                entry[1], entry[2] = max(entry[1], event_ts), recv_ts
+        full = {symbol: [dict(fields), event_ts, recv_ts] for symbol, (fields, event_ts, recv_ts) in self._written.items()}
+        merge_entries(full, batch, copy=False)
         return full
 
-    def _requeue(self, batch: dict[str, list[Any]]) -> None:
+    def _requeue(self, batch: Entries) -> None:
+        """A batch that was not written is pending again, with what was staged since merged into it."""
         with self._lock:
-            newer = self._pending
-            self._pending = batch
-            for key, (fields, ev, rv) in newer.items():
-                entry = batch.get(key)
-                if entry is None:
-                    batch[key] = [fields, ev, rv]
-                else:
-                    entry[0].update(fields)
-                    entry[1] = max(entry[1], ev)
-                    entry[2] = rv
+            newer, self._pending = self._pending, batch
+            merge_entries(batch, newer, copy=False)
 
-    def _write(self, batch: dict[str, list[Any]], keep: Mapping[str, str] = _NOTHING, dry: bool = False) -> None:
-        """`keep`: marked keys whose mark stays, with its value ("": left as Redis has it), in a
-        replay of keys without new data. `dry`: only take the batch into each key's kept state
-        (Redis is away; the replay will write it)."""
-        # Commands are packed by hiredis (C) and sent as one buffer: redis-py's Pipeline costs
-        # ~3x the CPU per key. One pass per key: it runs for every key of every batch.
+    def _write(self, batch: Entries, keep: Mapping[str, str] = _NOTHING, dry: bool = False) -> None:
+        """Write a batch: each key's fields, marks, publish and history; the symbol index; in a replay
+        (`keep`: marked keys whose mark stays, with its value, "" = as Redis has it) the marks of keys
+        left from the previous run. `dry`: only take the batch into each key's kept state (Redis is
+        away; the replay will write it). redis.RedisError if the send fails."""
         cmds: list[bytes] = []
+        new_symbols, cleared, deletions = self._pack_batch(batch, keep, cmds)
+        if new_symbols:
+            cmds.append(pack_command(("SADD", self._index_key, *new_symbols)))
+        if keep:
+            cmds += leftover_marks(self.prefix, keep, batch, publish=self.publish, cluster=self._cluster)
+        for symbol, gone in deletions:  # not part of the key's state any more: a replay can't bring them back
+            state = self._written[symbol][0]
+            for f in gone:
+                state.pop(f, None)
+        if not dry:
+            if cmds:
+                self._send(cmds)
+            self._indexed.update(new_symbols)
+            self.stats.writes_total += len(batch)
+        for symbol in cleared:
+            self._marked.pop(symbol, None)
+
+    def _pack_batch(self, batch: Entries, keep: Mapping[str, str], cmds: list[bytes]) -> Packed:
+        """Append each key's commands to `cmds`: HSET of its fields with `timestamp` (never going back,
+        never far ahead of the receive time) and `recv_ts`, the HDEL (or, in `keep`, HSET) of its
+        mark, PUBLISH, a history point; take the key into its kept full state (`_written`: replayed
+        after an outage, kept even if the send fails, as the batch is then requeued and the replay
+        overlays it again). One pass per key: it runs for every key of every batch."""
         append = cmds.append
         prefix = self.prefix
         last_ts = self._last_ts
@@ -374,20 +278,21 @@ class RedisSink:
         publish = self.publish
         history_len = self.history_len
         max_skew = self.max_future_skew_ms
-        new_symbols = []
         marked = self._marked
-        cleared = []  # marked keys written now: their mark goes with this batch
-        deletions: list[tuple[str, list[str]]] = []  # (symbol, fields deleted): not part of its kept state
+        new_symbols: list[str] = []
+        cleared: list[str] = []
+        deletions: list[tuple[str, list[str]]] = []
+        corrected: dict[str, int] = {}  # symbol -> its event time as written, where not the entry's
         recv_str_of, recv_str = -1, ""
         for symbol, (fields, event_ts, recv_ts) in batch.items():
             key = f"{prefix}:{symbol}"
             if event_ts > recv_ts + max_skew:
                 # An exchange clock far ahead would freeze `timestamp` for a long while.
                 self.stats.error("clock_skew", f"{key}: event time {event_ts} is ahead of receive time {recv_ts}", parse=False)
-                event_ts = recv_ts
+                event_ts = corrected[symbol] = recv_ts
             prev = last_ts.get(key, 0)
             if event_ts < prev:
-                event_ts = prev  # timestamps never go backwards for a key
+                event_ts = corrected[symbol] = prev  # timestamps never go backwards for a key
             last_ts[key] = event_ts
             if recv_ts != recv_str_of:  # one read's keys share their receive time
                 recv_str_of, recv_str = recv_ts, str(recv_ts)
@@ -398,12 +303,11 @@ class RedisSink:
             except TypeError:  # a None value: a field that no longer exists (e.g. an empty book side)
                 self._pack_deletions(symbol, key, fields, recv_ts, append, deletions)
             if marked and symbol in marked:
-                if symbol in keep:
-                    if keep[symbol]:
-                        append(pack_command(("HSET", key, STALE, keep[symbol])))
-                else:
+                if symbol not in keep:
                     append(pack_command(("HDEL", key, STALE)))  # after the HSET: never live-looking old data
                     cleared.append(symbol)
+                elif keep[symbol]:
+                    append(pack_command(("HSET", key, STALE, keep[symbol])))
             if publish:
                 append(pack_command(("PUBLISH", key, dumps(fields))))
             if symbol not in indexed:
@@ -413,41 +317,11 @@ class RedisSink:
                 hkey = HISTORY.format(prefix=prefix, symbol=symbol)
                 append(pack_command(("LPUSH", hkey, f"{recv_ts}:{fields['ltp']}")))
                 append(pack_command(("LTRIM", hkey, 0, history_len - 1)))
-            # The full last state, replayed after an outage. Kept even if the send below fails:
-            # the batch is then requeued and the replay overlays it again.
-            entry = written.get(symbol)
-            if entry is None:
-                written[symbol] = [dict(fields), event_ts, recv_ts]
-            else:
-                entry[0].update(fields)
-                entry[1] = event_ts
-                entry[2] = recv_ts
-        if new_symbols:
-            append(pack_command(("SADD", self._index_key, *new_symbols)))
-        if keep:
-            # Marked keys this process never wrote (left from the previous run): re-marked only if
-            # Redis still has them (it may have come back from its own persistence file).
-            leftovers: dict[str, list[str]] = {}
-            for symbol, value in keep.items():
-                if value and symbol not in batch:
-                    leftovers.setdefault(value, []).append(f"{prefix}:{symbol}")
-            for value, keys in leftovers.items():
-                for group in ([k] for k in keys) if self._cluster else [keys]:  # a cluster script: one key
-                    append(pack_command(("EVAL", MARK_EXISTING_LUA, len(group), *group, value, "1" if publish else "0")))
-        for symbol, gone in deletions:
-            state = written[symbol][0]
-            for f in gone:
-                state.pop(f, None)
-        if dry:
-            for symbol in cleared:
-                marked.pop(symbol, None)
-            return
-        if cmds:
-            self._send(cmds)
-        indexed.update(new_symbols)
-        for symbol in cleared:
-            marked.pop(symbol, None)
-        self.stats.writes_total += len(batch)
+        merge_entries(written, batch, copy=True)
+        if corrected:
+            for symbol, event_ts in corrected.items():
+                written[symbol][1] = event_ts
+        return new_symbols, cleared, deletions
 
     def _pack_deletions(self, symbol: str, key: str, fields: dict[str, Any], recv_ts: int,
                         append: Callable[[bytes], None], deletions: list[tuple[str, list[str]]]) -> None:
@@ -506,7 +380,7 @@ class RedisSink:
 
     # -- liveness marks and start-up reconciliation ---------------------------------
 
-    def mark_stale(self, cause: str) -> int:
+    def mark_written_stale(self, cause: str) -> int:
         """Mark every key this process has written and that is not marked yet: `stale` = "<cause> <now>".
 
         Called by the status thread while the feed is disconnected or silent. What was pending is
@@ -515,15 +389,7 @@ class RedisSink:
         every key's full state when it is back carries them. Returns how many keys were marked."""
         value = stale_value(cause)
         with self._io_lock:
-            if self._pending and self.connected:
-                self._write_pending()
-            if self._pending and not self.connected and self._reconcile_job is None:
-                # Redis is away: what was received before the mark joins the kept state that the
-                # replay rewrites, so that its write can't clear the mark.
-                with self._lock:
-                    early, self._pending = self._pending, {}
-                self._write(early, dry=True)
-                self._replay = True
+            self._write_pending_before_marks()
             marked = self._marked
             targets = [s for s in self._written if not marked.get(s)]
             if not targets:
@@ -546,10 +412,21 @@ class RedisSink:
         log.warning("marked %d key(s) stale: %s", len(targets), value)
         return len(targets)
 
+    def _write_pending_before_marks(self) -> None:
+        """What was received before a mark goes first (under _io_lock): written, or while Redis is
+        away taken into the kept state that the replay rewrites, so that its write can't clear the mark."""
+        if self._pending and self.connected:
+            self._write_pending()
+        if self._pending and not self.connected and self._reconcile_job is None:
+            with self._lock:
+                early, self._pending = self._pending, {}
+            self._write(early, dry=True)
+            self._replay = True
+
     def resync(self) -> None:
         """Redis may have lost or changed this feed's keys: its status hash had to be recreated
         (Redis restarted empty, or the hash expired during a long pause and the panel's
-        `mark_stale` may have marked every key `not_running`). On a fresh connection, the writer
+        `mark_prefix_stale` may have marked every key `not_running`). On a fresh connection, the writer
         rewrites every key's full last state with the marks this process made, whether or not
         data comes (a silent feed's keys come back marked); a mark made by someone else stays
         until that key's next write clears it."""
@@ -590,16 +467,8 @@ class RedisSink:
         if job is None:
             return True
         keep, value = job
-        history_prefix = HISTORY.format(prefix=self.prefix, symbol="")
-        args: list[Any] = [self.prefix, history_prefix, value, "1" if self.publish else "0"]
-        args += ["0"] if keep is None else ["1", *keep]
         try:
-            if self._cluster:
-                removed, marked = cluster_marks.reconcile(client, self._index_key, self.prefix, history_prefix, value,
-                                                          keep=keep, publish=self.publish)
-            else:
-                reply = cast(list[list[str]], client.eval(RECONCILE_LUA, 1, self._index_key, *args))
-                removed, marked = reply
+            removed, marked = reconcile_prefix(client, self.prefix, keep, value, publish=self.publish)
         except redis.ResponseError as exc:  # Redis answered but won't run it: write anyway, say so
             self._reconcile_job = None
             self.stats.error("reconcile", f"could not reconcile the keys left in Redis: {exc}", parse=False)
@@ -626,11 +495,12 @@ class RedisSink:
             log.warning("could not read the symbol index %s: %s", self._index_key, exc)
             return None
 
-    def mark_all_stale(self, cause: str) -> int | None:
-        """Mark every key of the prefix (the whole index) stale, e.g. `stopped` at exit; None if Redis
-        did not answer within START_TIMEOUT_S. Call after close(): nothing may be written afterwards."""
+    def mark_prefix_stale(self, cause: str) -> int | None:
+        """Mark every key of the prefix (the whole index, `stale.mark_prefix_stale`), e.g. `stopped` at
+        exit; None if Redis did not answer within START_TIMEOUT_S. Call after close(): nothing may be
+        written afterwards."""
         try:
-            return mark_stale(self._quick, self.prefix, cause, publish=self.publish)
+            return mark_prefix_stale(self._quick, self.prefix, cause, publish=self.publish)
         except redis.RedisError as exc:
             log.warning("could not mark the keys %s (%s)", cause, exc)
             return None

@@ -5,10 +5,10 @@ without saying so disappears from Redis and shows up as dead, not as green.
 
 Each refresh also keeps the data honest: while the feed's connection is down,
 or it has received nothing for `stale_after`, every key it wrote is marked
-`stale` (sink.mark_stale); configured symbols that got no data within
-`stale_after` of subscribing are listed in `no_data`. A process that dies
-without a word can't mark anything: `mark_stale(redis, prefix, cause,
-status_key=...)` is for the panel or a watchdog to call for such a feed.
+`stale` (RedisSink.mark_written_stale); configured symbols that got no data
+within `stale_after` of subscribing are listed in `no_data`. A process that dies
+without a word can't mark anything: `mark_prefix_stale(redis, prefix, cause,
+status_key=...)` (stale.py) is for the panel or a watchdog to call for such a feed.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import time
 
 import redis
 
-from .sink import START_TIMEOUT_S, RedisSink, mark_stale, redis_client
+from .sink import START_TIMEOUT_S, RedisSink, redis_client
+from .stale import mark_prefix_stale
 from .stats import CONFIG_ERROR, CONNECTING, RECONNECTING, STOPPED, SUBSCRIBED, FeedStats
 from .timefmt import iso_ms
 
-__all__ = ["STATUS_KEY", "StatusReporter", "liveness_cause", "mark_stale", "report_config_error"]
+__all__ = ["STATUS_KEY", "StatusReporter", "liveness_cause", "mark_prefix_stale", "report_config_error"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def report_config_error(redis_url: str, service_id: str, message: str, prefix: s
         pipe.expire(key, CONFIG_ERROR_TTL_S)
         pipe.execute()
         if prefix:
-            mark_stale(client, prefix, CONFIG_ERROR)
+            mark_prefix_stale(client, prefix, CONFIG_ERROR)
         return True
     except redis.RedisError as exc:
         log.warning("could not record the configuration error in Redis (%s)", exc)
@@ -165,7 +166,7 @@ class StatusReporter:
         """Once per refresh: mark the data stale if the feed is not delivering; track `no_data`."""
         cause = liveness_cause(self.stats, self.stale_after)
         if cause and self.sink is not None:
-            self.sink.mark_stale(cause)
+            self.sink.mark_written_stale(cause)
         self._check_no_data(time.monotonic())
 
     def _check_no_data(self, now: float) -> None:

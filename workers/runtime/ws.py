@@ -29,7 +29,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 import websocket
 
@@ -38,13 +37,13 @@ from .backoff import Backoff
 from .model import Control, ParseError
 from .sink import RedisSink
 from .stats import CONNECTING, RECONNECTING, SUBSCRIBED, FeedStats
-from .wsframe import BINARY, CLOSE, OVERSIZED, PING, FrameDecoder, ProtocolError
+from .stream import DEFAULT_DATA_TIMEOUT_S, WsStream
+from .wsframe import BINARY, CLOSE, OVERSIZED, PING, TEXT, FrameDecoder, ProtocolError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
 CLOSE_NORMAL = struct.pack("!H", 1000)
-DEFAULT_DATA_TIMEOUT_S = 120.0
 KEEPALIVE_LOCK_WAIT_S = 0.2  # the keepalive thread never waits longer for the send lock
 RECV_BYTES = 65536
 
@@ -264,28 +263,9 @@ def connection_error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class WsStream(Protocol):
-    """What an exchange module provides for one connection (pure: no I/O)."""
-
-    name: str
-    url: str
-    ping_interval: float | None
-    binary_ok: bool
-    # Read on every watchdog tick: a protocol that learns its heartbeat window from the server
-    # (socket.io's pingInterval + pingTimeout) sets it after connecting; None = the configured one.
-    silence_timeout: float | None
-
-    def on_connect(self) -> list[str]:
-        """Reset per-connection state; return the frames to send (subscribe requests)."""
-
-    def ping_frame(self) -> str | None:
-        """The application-level heartbeat frame, or None if the exchange needs none."""
-
-    def parse(self, raw: bytes) -> list[model.Update] | Control:
-        """Turn a frame (UTF-8 text as bytes) into updates or a control event; raise ParseError for bad frames."""
-
-
 class WsConnection:
+    discovers_symbols = False  # a Source of the configured symbols (feed.Source)
+
     def __init__(
         self,
         stream: WsStream,
@@ -296,10 +276,12 @@ class WsConnection:
         connect_timeout: float = 10.0,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         backoff: Backoff | None = None,
-        data_timeout: float | None = None,
+        data_timeout: float = DEFAULT_DATA_TIMEOUT_S,
         max_connection_age: float | None = None,
+        start_delay: float = 0.0,
     ) -> None:
         self.stream = stream
+        self.start_delay = start_delay  # the first connect waits this long (an exchange's new-connections-per-second limit)
         self.sink = sink
         self.stats = stats
         self.silence_timeout = silence_timeout
@@ -308,13 +290,12 @@ class WsConnection:
         self.backoff = backoff or Backoff()
         self.send_timeout = connect_timeout  # a send with no room for this long: the server reads nothing
         # Pongs are not data: a connection with no data frame of any subscribed channel for this long is
-        # re-subscribed, and dropped after as long again. Per feed: the argument, else the stream's own
-        # `data_timeout` (quiet channels need more), else DEFAULT_DATA_TIMEOUT_S.
-        self.data_timeout = data_timeout or getattr(stream, "data_timeout", None) or DEFAULT_DATA_TIMEOUT_S
+        # re-subscribed (if the stream can), and dropped after as long again. Per feed (`data_timeout`).
+        self.data_timeout = data_timeout
         # Exchanges that cut every connection at a fixed age (Binance: 24 h) declare a shorter
         # `max_connection_age_s` on the stream: the connection is then replaced before the cut, at once
         # and without a state change or error (a planned reconnect). The argument overrides it (tests).
-        self.max_connection_age: float | None = max_connection_age or getattr(stream, "max_connection_age_s", None)
+        self.max_connection_age: float | None = max_connection_age or stream.max_connection_age_s
         self._connected_at = time.monotonic()
         self._planned = False  # the current connection ends by plan (age, the server's shutdown notice)
         self._last_data = time.monotonic()
@@ -369,6 +350,8 @@ class WsConnection:
     def _run(self) -> None:
         first = True
         planned = False
+        if self.start_delay > 0 and self._stopping.wait(self.start_delay):
+            return
         while not self._stopping.is_set():
             if not planned:  # a planned reconnect is not an outage: the state stays as it was
                 self.stats.state = CONNECTING if first else RECONNECTING
@@ -444,9 +427,14 @@ class WsConnection:
         read = socket_reader(raw)
         if isinstance(raw, ssl.SSLSocket):
             nonblocking_sends_wait(raw, self.connect_timeout)
+        self._read_loop(ws, read, decoder)
+
+    def _read_loop(self, ws: websocket.WebSocket, read: Callable[[], bytes], decoder: FrameDecoder) -> None:
+        """Read, decode, dispatch and write, one socket read at a time, until the connection ends."""
         feed = decoder.feed
         flush = self.sink.flush
         stats = self.stats
+        dispatch = self._dispatch
         while True:
             data = read()
             if not data:
@@ -456,7 +444,6 @@ class WsConnection:
                     stats.error("connection_lost", f"{self._close_reason}; {self.stream.url}", parse=False)
                 return
             wall = time.time()  # the receive time of every frame in this read
-            recv_ms = int(wall * 1000)
             try:
                 events = feed(data)
             except ProtocolError as exc:
@@ -465,58 +452,75 @@ class WsConnection:
                 return
             if events:  # liveness is a complete frame: bytes of an endless oversized one don't count
                 self._last_frame = time.monotonic()
-            for opcode, payload in events:
-                if opcode > 0 and opcode <= BINARY:
-                    if not self._on_message(ws, payload, opcode, wall, recv_ms):
-                        return
-                elif opcode == PING:
-                    ws.pong(payload)
-                elif opcode == CLOSE:
-                    self._on_server_close(ws, payload)
+                if not dispatch(ws, events, wall, decoder):
                     return
-                elif opcode == OVERSIZED:
-                    stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
             flush()
             if self._resubscribe_due:  # set by the watchdog; done here, on the thread that owns the parser
                 self._resubscribe_due = False
                 self._resubscribe(ws)
 
+    def _dispatch(self, ws: websocket.WebSocket, events: list[tuple[int, bytes]], wall: float, decoder: FrameDecoder) -> bool:
+        """One read's frames: parse each message, stage the updates of all of them together (one sink
+        merge per read, not per frame), answer control frames; False means drop the connection."""
+        parse = self.stream.parse
+        stats = self.stats
+        data_op = BINARY if self.stream.binary_ok else TEXT  # binary frames are messages only if the stream says so
+        updates: list[model.Update] = []
+        messages = data_frames = 0
+        ok = True
+        for opcode, payload in events:
+            if opcode == TEXT or opcode == data_op:
+                try:
+                    result = parse(payload)
+                except ParseError as exc:
+                    stats.error(exc.kind, exc.detail or repr(payload[:200]))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the feed
+                    stats.error("parser_bug", f"{exc!r} on {payload[:200]!r}")
+                    continue
+                if isinstance(result, list):  # a data frame of a subscribed channel, even with nothing new
+                    data_frames += 1
+                    if result:
+                        updates += result
+                        messages += 1
+                    continue
+                ok = self._on_control(ws, result)
+            else:
+                ok = self._on_frame(ws, opcode, payload, decoder)
+            if not ok:
+                break
+        if data_frames:
+            self._last_data = time.monotonic()
+            self._data_resubscribed = False
+        if updates:
+            self.sink.stage(updates, int(wall * 1000))
+            stats.messages_total += messages
+            stats.last_message_at = wall
+            if not self._got_data:
+                self._got_data = True
+                stats.state = SUBSCRIBED
+        return ok
+
+    def _on_frame(self, ws: websocket.WebSocket, opcode: int, payload: bytes, decoder: FrameDecoder) -> bool:
+        """A frame that is no message to parse: binary (unless the stream takes them), ping, close, or
+        the decoder's report of an oversized message. False means drop the connection."""
+        if opcode == BINARY:
+            self.stats.error("binary_frame", f"{len(payload)} bytes")
+        elif opcode == PING:
+            ws.pong(payload)
+        elif opcode == CLOSE:
+            self._on_server_close(ws, payload)
+            return False
+        elif opcode == OVERSIZED:
+            self.stats.error("oversized_frame", f"{decoder.dropped_bytes} bytes > cap {self.max_frame_bytes}")
+        return True
+
     def _resubscribe(self, ws: websocket.WebSocket) -> None:
-        frames_of = getattr(self.stream, "resubscribe_frames", None)
-        if frames_of is None:
-            return
-        frames = frames_of()
+        frames = self.stream.resubscribe_frames()
         self.log.warning("re-subscribing on the same connection (%d request(s)): no data for %.0fs",
                          len(frames), time.monotonic() - self._last_data)
         for frame in frames:
             ws.send(frame)
-
-    def _on_message(self, ws: websocket.WebSocket, raw: bytes, opcode: int, wall: float, recv_ms: int) -> bool:
-        """Parse one message and stage its updates; False means drop the connection."""
-        stats = self.stats
-        if opcode == BINARY and not self.stream.binary_ok:
-            stats.error("binary_frame", f"{len(raw)} bytes")
-            return True
-        try:
-            result = self.stream.parse(raw)
-        except ParseError as exc:
-            stats.error(exc.kind, exc.detail or repr(raw[:200]))
-            return True
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not kill the feed
-            stats.error("parser_bug", f"{exc!r} on {raw[:200]!r}")
-            return True
-        if isinstance(result, list):
-            self._last_data = time.monotonic()  # a data frame of a subscribed channel, even with nothing new
-            self._data_resubscribed = False
-            if result:
-                self.sink.stage(result, recv_ms)
-                stats.messages_total += 1
-                stats.last_message_at = wall
-                if not self._got_data:
-                    self._got_data = True
-                    stats.state = SUBSCRIBED
-            return True
-        return self._on_control(ws, result)
 
     def _on_control(self, ws: websocket.WebSocket, ctl: Control) -> bool:
         kind = ctl.kind
@@ -591,7 +595,7 @@ class WsConnection:
                 continue
             quiet = now - self._last_data
             if quiet > self.data_timeout:
-                if not self._data_resubscribed and hasattr(self.stream, "resubscribe_frames"):
+                if not self._data_resubscribed and self.stream.can_resubscribe:
                     self._data_resubscribed = True
                     self._last_data = now  # as long again for the re-subscription to bring data
                     self._resubscribe_due = True
@@ -603,15 +607,13 @@ class WsConnection:
                     self._connected = False
                     self._abort()
                     continue
-            due = getattr(self.stream, "due_frames", None)  # re-subscribes a limiter held back
-            if due is not None:
-                for frame in due():
-                    self._keepalive_send(frame)
+            for frame in self.stream.due_frames():  # re-subscribes a limiter held back
+                self._keepalive_send(frame)
             if interval and now - self._last_ping >= interval:
                 self._last_ping = now
-                frame = self.stream.ping_frame()
-                if frame:
-                    self._keepalive_send(frame)
+                ping = self.stream.ping_frame()
+                if ping:
+                    self._keepalive_send(ping)
 
     def _keepalive_send(self, frame: str) -> None:
         """Send from the keepalive thread without ever blocking the watchdog on the send lock: if the

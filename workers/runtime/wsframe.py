@@ -60,67 +60,96 @@ class FrameDecoder:
             data = b"".join(self._parts)
             self._parts = []
         out: list[tuple[int, bytes]] = []
-        cap = self.max_message_bytes
-        pos, n = 0, len(data)
-        need = 0
-        while pos < n:
-            if n - pos < 2:
-                need = 2
-                break
-            b0 = data[pos]
-            b1 = data[pos + 1]
-            length = b1 & 0x7F
-            hdr = 2
-            if length >= 126:
-                hdr = 4 if length == 126 else 10
-                if n - pos < hdr:
-                    need = hdr
-                    break
-                length = int.from_bytes(data[pos + 2:pos + hdr], "big")
-                if length >> 63:
-                    raise ProtocolError("64-bit frame length with its most significant bit set")
-            if b1 & 0x80:
-                raise ProtocolError("masked frame from the server")
-            if b0 & 0x70:
-                raise ProtocolError(f"reserved bits set (first byte 0x{b0:02x}) without a negotiated extension")
-            op = b0 & 0x0F
-            fin = b0 & 0x80
-            if length > cap and op < 8:
-                # Too big to keep: skip it without buffering, report the message once.
-                self._drop(op, fin, length, out)
-                end = pos + hdr + length
-                if end > n:
-                    self._skip = end - n
-                    return out
-                pos = end
-                continue
-            end = pos + hdr + length
-            if end > n:
-                need = end - pos
-                break
-            payload = data[pos + hdr:end]
-            pos = end
-            if op == TEXT or op == BINARY:
-                if self._frag_op or self._dropping:
-                    raise ProtocolError("a new message began inside a fragmented one")
-                if fin:
-                    out.append((op, payload))
-                else:
-                    self._frag_op, self._frags, self._frag_len = op, [payload], length
-            elif op == CONTINUATION:
-                self._continue(fin, payload, out)
-            elif op in _CONTROL:
-                if not fin or length > 125:
-                    raise ProtocolError(f"control frame 0x{op:x} fragmented or longer than 125 bytes")
-                out.append((op, payload))
-            else:
-                raise ProtocolError(f"unknown opcode 0x{op:x}")
-        if pos < n:
+        pos = self._scan(data, out)
+        if pos < len(data):
             rest = data[pos:]
             self._parts = [rest]
             self._have = len(rest)
-            self._need = need
+            self._need = _frame_need(rest)
         return out
+
+    def _scan(self, data: bytes, out: list[tuple[int, bytes]]) -> int:
+        """Decode the frames of `data` into `out`; returns where the first incomplete frame starts.
+
+        A final, unmasked text frame with a 7- or 16-bit length, outside a fragmented message
+        and within the cap, is what exchanges send all day: it takes the short path here
+        (two byte compares, one slice). Anything else goes through `_frame`, every rule checked."""
+        append = out.append
+        pos, n = 0, len(data)
+        small_ok = self.max_message_bytes >= 125
+        mid_ok = self.max_message_bytes >= 0xFFFF
+        plain = not (self._frag_op or self._dropping)
+        while n - pos >= 2:
+            if data[pos] == 0x81 and plain:
+                b1 = data[pos + 1]
+                if b1 < 126 and small_ok:
+                    end = pos + 2 + b1
+                    if end > n:
+                        return pos
+                    append((TEXT, data[pos + 2:end]))
+                    pos = end
+                    continue
+                if b1 == 126 and mid_ok and n - pos >= 4:
+                    end = pos + 4 + (data[pos + 2] << 8 | data[pos + 3])
+                    if end > n:
+                        return pos
+                    append((TEXT, data[pos + 4:end]))
+                    pos = end
+                    continue
+            end = self._frame(data, pos, n, out)
+            if end < 0:
+                return pos
+            pos = end
+            plain = not (self._frag_op or self._dropping)
+        return pos
+
+    def _frame(self, data: bytes, pos: int, n: int, out: list[tuple[int, bytes]]) -> int:
+        """One frame at `pos`, every rule checked: where the next frame starts, or -1 if this one is
+        incomplete. An oversized data frame is skipped (past the end of `data`: `_skip` says how far)."""
+        b0 = data[pos]
+        b1 = data[pos + 1]
+        length = b1 & 0x7F
+        hdr = 2
+        if length >= 126:
+            hdr = 4 if length == 126 else 10
+            if n - pos < hdr:
+                return -1
+            length = int.from_bytes(data[pos + 2:pos + hdr], "big")
+            if length >> 63:
+                raise ProtocolError("64-bit frame length with its most significant bit set")
+        if b1 & 0x80:
+            raise ProtocolError("masked frame from the server")
+        if b0 & 0x70:
+            raise ProtocolError(f"reserved bits set (first byte 0x{b0:02x}) without a negotiated extension")
+        op = b0 & 0x0F
+        fin = b0 & 0x80
+        end = pos + hdr + length
+        if length > self.max_message_bytes and op < 8:
+            # Too big to keep: skip it without buffering, report the message once.
+            self._drop(op, fin, length, out)
+            if end > n:
+                self._skip = end - n
+                return n
+            return end
+        if end > n:
+            return -1
+        payload = data[pos + hdr:end]
+        if op == TEXT or op == BINARY:
+            if self._frag_op or self._dropping:
+                raise ProtocolError("a new message began inside a fragmented one")
+            if fin:
+                out.append((op, payload))
+            else:
+                self._frag_op, self._frags, self._frag_len = op, [payload], length
+        elif op == CONTINUATION:
+            self._continue(fin, payload, out)
+        elif op in _CONTROL:
+            if not fin or length > 125:
+                raise ProtocolError(f"control frame 0x{op:x} fragmented or longer than 125 bytes")
+            out.append((op, payload))
+        else:
+            raise ProtocolError(f"unknown opcode 0x{op:x}")
+        return end
 
     def _continue(self, fin: int, payload: bytes, out: list[tuple[int, bytes]]) -> None:
         if self._dropping:
@@ -160,3 +189,17 @@ class FrameDecoder:
     def _report_drop(self, size: int, out: list[tuple[int, bytes]]) -> None:
         self.dropped_bytes = size
         out.append((OVERSIZED, b""))
+
+
+def _frame_need(rest: bytes) -> int:
+    """Bytes the incomplete frame at the start of `rest` needs before it can be decoded (its header
+    first, when even that is cut: then the whole frame once the header says how long it is)."""
+    if len(rest) < 2:
+        return 2
+    length = rest[1] & 0x7F
+    hdr = 2 if length < 126 else 4 if length == 126 else 10
+    if len(rest) < hdr:
+        return hdr
+    if hdr > 2:
+        length = int.from_bytes(rest[2:hdr], "big")
+    return hdr + length
