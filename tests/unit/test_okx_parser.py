@@ -307,6 +307,7 @@ def test_a_ping_interval_the_server_would_not_wait_for_is_a_config_error(builder
         builder(SimpleNamespace(service=svc))
 
 
+@pytest.mark.timing
 def test_connections_start_apart_and_a_stop_before_the_start_cancels_it():
     """The feed spaces its connections CONNECT_SPACING_S apart (ctx.connection's start_delay): the first connect
     waits the delay, and a stop during the delay ends the connection without a connect."""

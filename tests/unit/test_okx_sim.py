@@ -57,6 +57,7 @@ def test_acks_per_arg_with_the_request_id_and_60018_without_arg(sim):
     ws.close()
 
 
+@pytest.mark.timing
 def test_idle_connection_is_closed_with_4004_unless_pings_keep_it(sim):
     okx_sim = sim.exchanges["okx"]
     okx_sim.idle_close_s = 0.6
