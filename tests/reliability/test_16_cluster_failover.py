@@ -30,6 +30,7 @@ def cluster():
     nodes.cleanup()
 
 
+@pytest.mark.timing
 def test_master_killed_state_back_on_promoted_replica(cluster, figures):
     stats = FeedStats("cluster-failover", SYMBOLS)
     sink = RedisSink(cluster.url, PREFIX, stats)

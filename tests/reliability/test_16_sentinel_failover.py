@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from controlpanel.deps import panel_redis
 from tests.harness import SentinelSet, wait_for
 from tests.reliability.util import SinkProducer, state_back_after_failover
@@ -22,6 +24,7 @@ SYMBOLS = [f"S{i:03d}" for i in range(200)]
 PREFIX = "fo"
 
 
+@pytest.mark.timing
 def test_master_killed_state_back_on_promoted_master(figures):
     cluster = SentinelSet().start()
     stats = FeedStats("failover", SYMBOLS)
@@ -65,6 +68,7 @@ def test_master_killed_state_back_on_promoted_master(figures):
         cluster.cleanup()
 
 
+@pytest.mark.timing
 def test_real_feed_under_supervisord_follows_the_failover(sim, figures):
     """The same with a real feed (bybit_spot on the simulator, under supervisord) and its status
     reporter, both on the Sentinel URL: fresh data and the status hash on the promoted master."""
