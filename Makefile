@@ -60,7 +60,7 @@ not-running:
 # tests mostly wait (for servers, reconnects, TTLs), so more processes than cores pay; worksteal hands a
 # worker that ran dry tests queued on another. 2: the `timing` tests (a wall-clock bound on production
 # behaviour), in one process with nothing else competing for the CPU. Both always run; the target fails if
-# either fails (exit 5, "no tests collected", in one phase is not a failure). TEST_WORKERS=0: one process,
+# either fails (exit 5, "no tests collected", in one phase is not a failure; in both, it is). TEST_WORKERS=0: one process,
 # in file order (debugging). Each phase ends with its 25 slowest tests.
 TEST_WORKERS ?= 6
 PYTEST = $(VENV)/bin/python -m pytest -q --durations=25
