@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, redirect, render_template, url_for
 
+from workers import registry
+
 from .auth import authenticated
 from .deps import get_config
 
@@ -20,4 +22,6 @@ def index() -> Any:
     exchanges: dict[str, list[str]] = {}
     for svc in config.services.values():
         exchanges.setdefault(svc.exchange, []).append(svc.service_id)
-    return render_template("index.html", exchanges=exchanges)
+    # Card titles as each exchange writes its name (its declaration), not the config key.
+    names = {ex: registry.exchange(ex).display for ex in exchanges}
+    return render_template("index.html", exchanges=exchanges, names=names)

@@ -273,3 +273,20 @@ def test_inr_basis_in_inr_when_not_converted():
     assert u["rows"] == [] and [r["symbol"] for r in u["apart"]] == ["I-BTC_INR", "B-BTC_INR"]
     basis = u["apart"][1]["basis"]
     assert basis["reference"]["symbol"] == "I-BTC_INR" and math.isclose(basis["bps"], 10.0)
+
+
+def test_binance_spot_can_be_the_reference_spot():
+    """LTP_COMPARE_REFERENCE=binance_spot: basis of every perpetual, the reference venues' included, against Binance spot."""
+    assert CompareSettings.from_env({"LTP_COMPARE_REFERENCE": "binance_spot"}).reference == "binance_spot"
+    CompareSettings(reference="binance_spot").check(CONFIG)  # a configured spot feed: accepted
+    rows = [
+        _row("bybit_spot", "BTCUSDT", ltp="65000"),
+        _row("binance_spot", "BTCUSDT", ltp="65100"),
+        _row("binance_futures", "BTCUSDT", ltp="65165", mark_price="65160", funding_rate="0.0001"),
+        _row("okx_swap", "BTC-USDT-SWAP", ltp="65035", funding_rate="0.0001"),
+    ]
+    u = build_underlying("BTC", [dict(r) for r in rows], _fx(None, "off"), "binance_spot", ORDER)
+    basis = {r["feed"]: r["basis"] for r in u["rows"] if r["kind"] == "perpetual"}
+    assert {b["reference"]["feed"] for b in basis.values()} == {"binance_spot"}
+    assert math.isclose(basis["binance_futures"]["bps"], 65 / 65100 * 1e4)
+    assert math.isclose(basis["okx_swap"]["bps"], -65 / 65100 * 1e4)
