@@ -68,7 +68,6 @@ test: dev-install test-deps
 	@$(PYTEST) -n $(TEST_WORKERS) --dist worksteal --timing=exclude $(PYTEST_ARGS); a=$$?; \
 	echo "== timing phase: the tests marked timing, in one process =="; \
 	$(PYTEST) --timing=only $(PYTEST_ARGS); b=$$?; \
-	echo "== make test: parallel phase exit $$a, timing phase exit $$b (5 = no tests selected) =="; \
 	if [ $$a = 5 ] && [ $$b = 5 ]; then exit 5; fi; \
 	for rc in $$a $$b; do [ $$rc = 0 ] || [ $$rc = 5 ] || exit $$rc; done
 
