@@ -84,6 +84,7 @@ typecheck: dev-install
 
 bench: dev-install
 	$(VENV)/bin/python -m bench.bench $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench.venues --out bench/results.md
 
 # Each venue's feeds at 10 symbols beside bybit_futures_orderbook (full speed and 1k frames/s; CPU per message ratios).
 .PHONY: bench-venues
