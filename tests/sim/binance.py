@@ -365,12 +365,7 @@ class BinanceSim(ExchangeSim):
             for name, (sym, kind) in subs:
                 event = self.event(session.market, sym, kind)
                 frames.append(json.dumps({"stream": name, "data": event} if session.combined else event))
-        ws = session.ws
-        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
-            for frame in frames:
-                await ws.send_str(frame)
-            self.frames_sent += len(frames)
-            await asyncio.sleep(0)  # let pings and control requests in
+        await self.send_prebuilt(session, frames)
 
     def routes(self) -> list[web.RouteDef]:
         ws = [web.get(f"/binance{prefix}/{mode}", self.ws_handler(route, mode == "stream"))

@@ -389,9 +389,4 @@ class BybitSim(ExchangeSim):
                 inst = self.instrument(session.category, symbol)
                 inst.step()
                 frames.append(json.dumps(session.ticker_frame(inst, ts, delta=False)))
-        ws = session.ws
-        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
-            for frame in frames:
-                await ws.send_str(frame)
-            self.frames_sent += len(frames)
-            await asyncio.sleep(0)  # let pings and control requests in
+        await self.send_prebuilt(session, frames)

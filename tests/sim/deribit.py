@@ -411,9 +411,4 @@ class DeribitSim(ExchangeSim):
                 if data is not None:
                     frames.append(json.dumps({"jsonrpc": "2.0", "method": "subscription",
                                               "params": {"channel": channel, "data": data}}))
-        ws = session.ws
-        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
-            for frame in frames:
-                await ws.send_str(frame)
-            self.frames_sent += len(frames)
-            await asyncio.sleep(0)  # let heartbeats and requests in
+        await self.send_prebuilt(session, frames)

@@ -342,10 +342,4 @@ class OkxSim(ExchangeSim):
             await asyncio.sleep(0.01)
             return
         frames = [json.dumps(self.frame(ch, inst)) for _ in range(64) for ch, inst in subs]
-        ws = session.ws
-        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
-            for frame in frames:
-                await ws.send_str(frame)
-            self.frames_sent += len(frames)
-            session.last_sent = asyncio.get_running_loop().time()
-            await asyncio.sleep(0)
+        await self.send_prebuilt(session, frames)

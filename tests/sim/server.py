@@ -182,9 +182,20 @@ class ExchangeSim:
                 return
 
     async def blast(self, session: Any) -> None:
-        """As fast as possible; exchanges with a cheaper pre-built path override this."""
+        """As fast as possible; exchanges with a cheaper pre-built path override this (with `send_prebuilt`)."""
         await session.publish_once()
         await asyncio.sleep(0)
+
+    async def send_prebuilt(self, session: Any, frames: list[str]) -> None:
+        """Benchmark mode: the same pre-built frames over and over, as fast as the socket takes them, until the
+        rate is set again or the connection goes silent or away."""
+        ws = session.ws
+        while not ws.closed and self.sim.rate_hz <= 0 and not self.faults.silent:
+            for frame in frames:
+                await ws.send_str(frame)
+            self.frames_sent += len(frames)
+            session.last_sent = asyncio.get_running_loop().time()  # idle-close rules count what the server sent
+            await asyncio.sleep(0)  # let pings and control requests in
 
     async def drop_all(self) -> None:
         for ws in list(self.connections):
