@@ -146,6 +146,10 @@ def _cluster(tmp: Path) -> Iterator[Cluster]:
     try:
         a.start()
         b.start()
+        # Every test starts from a settled cluster, whatever order they run in: the autostarted programs
+        # are past supervisord's startsecs (a test that reads the cluster at once would see STARTING).
+        for node, program in ((a, "bybit_spot"), (b, "hyperliquid_spot"), (b, "helper")):
+            wait_for(lambda n=node, p=program: n.state(p) == "RUNNING", 30)
         nodes_file = tmp / "nodes.yaml"
         nodes_file.write_text(yaml.safe_dump({"timeout": NODE_TIMEOUT_S, "nodes": [
             {"name": "a", "url": a.unix_url},
