@@ -59,7 +59,9 @@ def test_three_feeds_fill_the_contract_and_report_unknown_symbols(redis_server, 
     assert opt["option_type"] == {"C": "CALL", "P": "PUT"}[kind] and opt["underlying"] == und == "BTC"
     assert opt["strike_price"] == strike and opt["expiry_date"] == ddmmyy
     assert opt["expiry"] == dt.datetime.strptime(ddmmyy, "%d%m%y").date().isoformat()
-    status = _status(r, "delta_options")
+    # The status hash is published once a second: the keys can be there before the refusal is published.
+    status = wait_for(lambda: (st := _status(r, "delta_options")) and "C-BTC-108200-211025" in json.loads(st.get("rejected") or "{}")
+                      and st, 5)
     assert "C-BTC-108200-211025" in json.loads(status["rejected"]) and status["state"] == "subscribed"
 
 
