@@ -61,7 +61,8 @@ def test_both_feeds_fill_the_contract(redis_server, sim, make_supervisor):
     # Options trade now and then: ltp only from a trade.
     wait_for(lambda: any(r.hget(f"deribit_options:{k}", "ltp") for k in keys), 10)
     for sid in ("deribit_futures", "deribit_options"):
-        st = _status(r, sid)
+        # The status hash is published once a second: data can reach Redis before the state it reports.
+        st = wait_for(lambda s=sid: (x := _status(r, s)) and x.get("state") == "subscribed" and x, 5)
         assert st["state"] == "subscribed" and st["parse_errors"] == "0", st
 
 
