@@ -18,6 +18,7 @@ import cProfile
 import io
 import json
 import pstats
+import resource
 import threading
 import time
 from typing import Any
@@ -67,6 +68,7 @@ def measure(feed: str, seconds: float, profile: bool, top: int) -> dict[str, Any
         t.start()
         # The read loop runs on this thread: cProfile profiles the thread that enables it.
         c_start = time.thread_time()
+        ru_start = resource.getrusage(resource.RUSAGE_THREAD)
         if prof is not None:
             prof.enable()
         try:
@@ -76,11 +78,14 @@ def measure(feed: str, seconds: float, profile: bool, top: int) -> dict[str, Any
         if prof is not None:
             prof.disable()
         c_end = time.thread_time()
+        ru_end = resource.getrusage(resource.RUSAGE_THREAD)
         t.join()
         n = marks["n1"] - marks["n0"]
         total_frames = stats.messages_total  # CPU: the read loop's thread over the whole session
         out: dict[str, Any] = {"feed": feed, "frames_per_s": n / (marks["t1"] - marks["t0"]),
                                "cpu_us_per_frame": (c_end - c_start) / max(1, total_frames) * 1e6,
+                               # sys: the kernel's share (socket reads, the Redis sends over loopback)
+                               "sys_us_per_frame": (ru_end.ru_stime - ru_start.ru_stime) / max(1, total_frames) * 1e6,
                                "redis_writes": stats.writes_total, "parse_errors": stats.parse_errors}
         if prof is not None:
             s = io.StringIO()

@@ -8,33 +8,15 @@ import time
 import pytest
 
 from tests.harness import wait_for
-from workers.exchanges import bybit
-from workers.runtime.backoff import Backoff
-from workers.runtime.sink import RedisSink
-from workers.runtime.stats import SUBSCRIBED, FeedStats
-from workers.runtime.ws import WsConnection
+from workers.runtime.stats import SUBSCRIBED
 
 
 @pytest.fixture
-def feed(redis_server, sim):
-    made = []
-
+def feed(spot_connection):
     def make(symbols=("BTCUSDT", "ETHUSDT"), silence_timeout=30.0, max_frame_bytes=1 << 20):
-        stats = FeedStats("t", symbols)
-        sink = RedisSink(redis_server.url, "t", stats)
-        sink.start()
-        [stream] = bybit.spot_streams(sim.ws_url("bybit", "v5/public/spot"), list(symbols), ping_interval=1.0)
-        conn = WsConnection(stream, sink, stats, silence_timeout=silence_timeout, max_frame_bytes=max_frame_bytes,
-                            backoff=Backoff(initial=0.2, maximum=2.0))
-        conn.start()
-        made.append((conn, sink))
-        return conn, stats
+        return spot_connection(symbols, silence_timeout=silence_timeout, max_frame_bytes=max_frame_bytes)
 
-    yield make
-    for conn, sink in made:
-        conn.stop()
-        conn.join(2)
-        sink.close()
+    return make
 
 
 def test_server_drops_are_followed_by_reconnect_and_resubscribe(feed, sim, redis_server):

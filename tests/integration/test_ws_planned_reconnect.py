@@ -8,33 +8,17 @@ import time
 import pytest
 
 from tests.harness import wait_for
-from workers.exchanges import bybit
 from workers.runtime.backoff import Backoff
-from workers.runtime.sink import RedisSink
-from workers.runtime.stats import SUBSCRIBED, FeedStats
-from workers.runtime.ws import WsConnection
+from workers.runtime.stats import SUBSCRIBED
 
 
 @pytest.fixture
-def connection(redis_server, sim):
-    made = []
-
-    def make(**kwargs):
-        stats = FeedStats("t", ["BTCUSDT"])
-        sink = RedisSink(redis_server.url, "t", stats)
-        sink.start()
-        [stream] = bybit.spot_streams(sim.ws_url("bybit", "v5/public/spot"), ["BTCUSDT"], ping_interval=1.0)
+def connection(spot_connection):
+    def make(**options):
         # A long backoff: a reconnect that waited for it would show in the gap measured below.
-        conn = WsConnection(stream, sink, stats, backoff=Backoff(initial=5.0, maximum=5.0), **kwargs)
-        conn.start()
-        made.append((conn, sink))
-        return conn, stats
+        return spot_connection(("BTCUSDT",), backoff=Backoff(initial=5.0, maximum=5.0), **options)
 
-    yield make
-    for conn, sink in made:
-        conn.stop()
-        conn.join(2)
-        sink.close()
+    return make
 
 
 def test_an_old_connection_is_replaced_at_once_without_error_or_state_change(connection, sim):

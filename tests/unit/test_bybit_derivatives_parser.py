@@ -57,6 +57,28 @@ def test_linear_delta_before_snapshot_and_empty_funding_of_dated_futures():
     assert "funding_rate" not in upd.fields and "next_funding_time" not in upd.fields
 
 
+@pytest.mark.parametrize("make", [lambda syms: bybit.LinearStream("linear#0", "ws://x", syms, depth=50),
+                                  lambda syms: bybit.SpotStream("spot#0", "ws://x", syms)], ids=["linear", "spot"])
+def test_a_subscribed_ticker_topic_parses_as_one_not_subscribed(make):
+    """Subscribed ticker topics go straight to their handler (`_handlers`); any other ticker topic takes
+    the general route (`on_data`): the same updates and the same errors either way."""
+    snap = sample("ticker_linear_snapshot.json")
+    frames = [enc(snap), enc(snap | {"data": []}), enc(snap | {"data": snap["data"] | {"lastPrice": "NaN"}})]
+    fast, general = make(["BTCUSDT"]), make(["ETHUSDT"])
+    assert "tickers.BTCUSDT" in fast._handlers and "tickers.BTCUSDT" not in general._handlers
+
+    def outcome(s, raw):
+        try:
+            return s.parse(raw)
+        except ParseError as exc:
+            return exc.kind, exc.detail
+
+    for raw in frames:
+        assert outcome(fast, raw) == outcome(general, raw)
+    assert outcome(fast, frames[1]) == ("bad_frame", "data of tickers.BTCUSDT is not an object")
+    assert outcome(fast, frames[2])[0] == "bad_value"
+
+
 def test_book_snapshot_deltas_and_top_levels():
     s = linear(levels=2)
     s.parse(enc(sample("ticker_linear_snapshot.json")))
