@@ -10,6 +10,7 @@ from workers.exchanges.common import changed_decimal_fields, decimal_fields
 from workers.runtime.model import ParseError
 
 NAMES = {"lastPrice": "ltp", "markPrice": "mark_price", "volume24h": "volume_24h", "fundingRate": "funding_rate"}
+PAIRS = tuple(NAMES.items())  # decimal_fields' table: pairs
 VALUES = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False, places=4).map(str),
     st.sampled_from(["", "0", "-1.5", "NaN", "inf", "-inf", "1e5", "abc", " 1", "1_000"]),
@@ -20,7 +21,7 @@ KEYS = st.sampled_from([*NAMES, "symbol", "bid1Price", "other"])
 
 def outcome(fn, d: dict) -> object:
     try:
-        return fn(d, NAMES, positive=("ltp",))
+        return fn(d, PAIRS if fn is decimal_fields else NAMES, positive=("ltp",))
     except ParseError as exc:
         return exc.kind
 

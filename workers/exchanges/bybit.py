@@ -288,10 +288,10 @@ def symbol_of(data: dict, key: str, topic_symbol: str) -> str:
     return sym
 
 
-_SPOT_TICKER_FIELDS = {  # source field -> contract field
-    "highPrice24h": "high_24h", "lowPrice24h": "low_24h", "volume24h": "volume_24h", "turnover24h": "turnover_24h",
-    "prevPrice24h": "prev_price_24h", "usdIndexPrice": "usd_index_price",
-}
+_SPOT_TICKER_FIELDS = (  # (source field, contract field)
+    ("highPrice24h", "high_24h"), ("lowPrice24h", "low_24h"), ("volume24h", "volume_24h"),
+    ("turnover24h", "turnover_24h"), ("prevPrice24h", "prev_price_24h"), ("usdIndexPrice", "usd_index_price"),
+)
 
 
 class SpotStream(BybitStream):
@@ -378,12 +378,14 @@ def spot_streams(url: str, symbols: list[str], *, book_top: bool = True, ping_in
 # -- linear (USDT perpetuals): merged tickers + local order book -------------------
 
 LINEAR_BOOK_DEPTHS = (1, 50, 200, 1000)
-_LINEAR_TICKER_FIELDS = {  # source field -> contract field
-    "lastPrice": "ltp", "markPrice": "mark_price", "indexPrice": "index_price", "fundingRate": "funding_rate",
-    "openInterest": "open_interest", "openInterestValue": "open_interest_value", "volume24h": "volume_24h",
-    "turnover24h": "turnover_24h", "highPrice24h": "high_24h", "lowPrice24h": "low_24h",
-    "prevPrice24h": "prev_price_24h", "fundingIntervalHour": "funding_interval_hours",
-}
+_LINEAR_TICKER_FIELDS = (  # (source field, contract field)
+    ("lastPrice", "ltp"), ("markPrice", "mark_price"), ("indexPrice", "index_price"),
+    ("fundingRate", "funding_rate"), ("openInterest", "open_interest"), ("openInterestValue", "open_interest_value"),
+    ("volume24h", "volume_24h"), ("turnover24h", "turnover_24h"), ("highPrice24h", "high_24h"),
+    ("lowPrice24h", "low_24h"), ("prevPrice24h", "prev_price_24h"),
+    ("fundingIntervalHour", "funding_interval_hours"),
+)
+_LINEAR_TICKER_MAP = dict(_LINEAR_TICKER_FIELDS)
 
 
 def ms_to_iso(value: str, name: str) -> str:
@@ -448,8 +450,10 @@ class LinearStream(BybitStream):
         else:
             raise ParseError("bad_frame", f"ticker type {kind!r:.20}")
         # Absent = unchanged; "" = not applicable (dated futures' funding): both skipped.
-        # A delta carries only what changed: its own keys are walked (changed_decimal_fields).
-        fields = (changed_decimal_fields if kind == "delta" else decimal_fields)(d, _LINEAR_TICKER_FIELDS, positive=("ltp",))
+        if kind == "delta":  # only what changed: the frame's own keys are walked
+            fields = changed_decimal_fields(d, _LINEAR_TICKER_MAP, positive=("ltp",))
+        else:
+            fields = decimal_fields(d, _LINEAR_TICKER_FIELDS, positive=("ltp",))
         nft = d.get("nextFundingTime")
         if nft is not None and nft != "" and nft != "0":
             fields["next_funding_time"] = ms_to_iso(nft, "nextFundingTime")
@@ -527,13 +531,14 @@ def linear_streams(url: str, symbols: list[str], *, depth: int = 50, levels: int
 # -- options: tickers with Greeks, chain discovery over REST -----------------------
 
 _MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}
-_OPTION_TICKER_FIELDS = {  # source field -> contract field
-    "markPrice": "mark_price", "bidPrice": "best_bid", "askPrice": "best_ask", "bidSize": "bid_size",
-    "askSize": "ask_size", "bidIv": "bid_iv", "askIv": "ask_iv", "markPriceIv": "implied_volatility",
-    "delta": "delta", "gamma": "gamma", "vega": "vega", "theta": "theta", "underlyingPrice": "underlying_price",
-    "indexPrice": "index_price", "openInterest": "open_interest", "volume24h": "volume_24h",
-    "turnover24h": "turnover_24h", "highPrice24h": "high_24h", "lowPrice24h": "low_24h",
-}
+_OPTION_TICKER_FIELDS = (  # (source field, contract field)
+    ("markPrice", "mark_price"), ("bidPrice", "best_bid"), ("askPrice", "best_ask"), ("bidSize", "bid_size"),
+    ("askSize", "ask_size"), ("bidIv", "bid_iv"), ("askIv", "ask_iv"), ("markPriceIv", "implied_volatility"),
+    ("delta", "delta"), ("gamma", "gamma"), ("vega", "vega"), ("theta", "theta"),
+    ("underlyingPrice", "underlying_price"), ("indexPrice", "index_price"), ("openInterest", "open_interest"),
+    ("volume24h", "volume_24h"), ("turnover24h", "turnover_24h"), ("highPrice24h", "high_24h"),
+    ("lowPrice24h", "low_24h"),
+)
 
 
 def parse_option_symbol(symbol: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -62,16 +62,17 @@ def decimal_str(value: Any, name: str, *, positive: bool = False, allow_empty: b
     return value
 
 
-def decimal_fields(d: dict, names: Mapping[str, str], positive: Collection[str] = ()) -> dict[str, str]:
-    """{dst: d[src]} for each src -> dst of `names` present and non-empty in `d`, each checked by
-    decimal_str (and > 0 where dst is in `positive`).
+def decimal_fields(d: dict, names: Sequence[tuple[str, str]], positive: Collection[str] = ()) -> dict[str, str]:
+    """{dst: d[src]} for each (src, dst) of `names` present and non-empty in `d`, each checked by
+    decimal_str (and > 0 where dst is in `positive`). `names` is a tuple of pairs: walking one costs
+    fewer instructions than a dict's items (measured, bench.instructions).
 
     Runs for every field of every ticker frame: a value that passes is checked inline (one float(),
     one compare; `x - x == 0` holds for finite x only), and only one that fails goes through
     decimal_str, for its error."""
     fields = {}
     get = d.get
-    for src, dst in names.items():
+    for src, dst in names:
         v = get(src)
         if v is None or v == "":
             continue
@@ -89,8 +90,8 @@ def decimal_fields(d: dict, names: Mapping[str, str], positive: Collection[str] 
 
 def changed_decimal_fields(d: dict, names: Mapping[str, str], positive: Collection[str] = ()) -> dict[str, str]:
     """decimal_fields for a delta frame, one that carries only what changed: the frame's keys are
-    walked, not the table's (a Bybit linear ticker delta: ~7 keys against 12 names; measured 4 %
-    fewer instructions per frame for the whole read loop)."""
+    walked and looked up in `names` ({src: dst}), not the table's (a Bybit linear ticker delta: ~7 keys
+    against 12 names; measured 5 % fewer instructions per frame for the whole read loop)."""
     fields = {}
     for src, v in d.items():
         dst = names.get(src)
